@@ -1,0 +1,5 @@
+"""``python -m streaming``: see streaming.cli."""
+
+from streaming.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""Newline-delimited JSON (https://github.com/ndjson/ndjson-spec): one JSON text per line.
+
+``json.dumps`` escapes every line break inside strings, so one item is always
+exactly one line; the encoder never has to split or check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+#: The member an in-band error line carries, so a reader can tell it from data.
+ERROR_KEY = "error"
+
+
+def encode_ndjson_line(item: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """Return ``item`` as one UTF-8 JSON line ending in ``\\n``.
+
+    ``bytes`` pass through untouched (pre-encoded lines); they must already end
+    with a newline. Non-ASCII text is written as UTF-8, not ``\\u`` escapes,
+    matching what readers of the tutorial's output expect to see.
+    """
+    if type(item) is bytes:
+        return item
+    text = json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=default)
+    return (text + "\n").encode()
+
+
+def encode_ndjson_error(message: str, error_type: str) -> bytes:
+    """Return the final in-band line that reports a producer error after headers
+    are out: ``{"error": {"type": ..., "message": ...}}``."""
+    return encode_ndjson_line({ERROR_KEY: {"type": error_type, "message": message}})

@@ -1,0 +1,84 @@
+"""Every exception `streaming` raises, in one tree.
+
+``StreamingError`` is the base; catch it to catch anything the library raises on
+purpose. Each class says who raises it and when. Exceptions raised by *your*
+producer are never wrapped: they reach the driver as they are, and the driver
+reports them through the response's outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class StreamingError(Exception):
+    """Base class of every exception raised by `streaming` itself."""
+
+
+class ContentTypeError(StreamingError, TypeError):
+    """Raised by the driver when a producer yields a chunk that is not ``bytes``,
+    ``bytearray``, ``memoryview`` or ``str``. The message names the type and the
+    zero-based chunk index. It is also a ``TypeError``, so ``except TypeError`` works.
+    The stream ends (cut if headers were sent) and the producer is still closed."""
+
+    def __init__(self, chunk: object, index: int = 0) -> None:
+        self.chunk = chunk
+        self.index = index
+        super().__init__(
+            f"chunk {index} has type {type(chunk).__qualname__}; a streaming producer must "
+            "yield bytes, bytearray, memoryview or str"
+        )
+
+
+class InvalidContentError(StreamingError, TypeError):
+    """Raised by ``StreamingResponse(...)`` when ``content`` is not an iterable of
+    chunks (for example a bare ``str`` or ``bytes``, which would stream one
+    character or one integer at a time)."""
+
+
+class ResponseReusedError(StreamingError, RuntimeError):
+    """Raised when the same response object is called as an ASGI app twice: its
+    producer can only be consumed once."""
+
+
+class StreamRefused(StreamingError):
+    """Raise this from a producer before its first chunk to answer with an HTTP
+    error instead of a stream: the driver sends ``status_code`` (with ``headers``
+    and ``detail`` as the body) because no header has been committed yet.
+
+    Any exception with an integer ``status_code`` attribute between 400 and 599
+    (Starlette's and FastAPI's ``HTTPException`` among them) is treated the same way.
+    Raised after the headers are out, it becomes an in-band error like any other."""
+
+    def __init__(
+        self, status_code: int, detail: str = "", headers: Mapping[str, str] | None = None
+    ) -> None:
+        if not 400 <= status_code <= 599:
+            raise ValueError(f"StreamRefused needs a 4xx or 5xx status, not {status_code}")
+        self.status_code = status_code
+        self.detail = detail
+        self.headers = dict(headers or {})
+        super().__init__(f"{status_code} {detail}".rstrip())
+
+
+class SSEEncodingError(StreamingError, ValueError):
+    """Raised by the Server-Sent Events encoder when a field cannot be represented
+    in ``text/event-stream`` (a line break in ``event`` or ``id``, a NUL in ``id``,
+    a negative or non-integer ``retry``). Nothing is stripped silently."""
+
+
+class HeaderValidationError(StreamingError, ValueError):
+    """Raised by header validators (``Last-Event-ID``, ``Range``) for a value that
+    is too long or holds control characters; responses turn it into a clean
+    fallback or a 4xx, never a 500."""
+
+
+class StreamingWarning(RuntimeWarning):
+    """Issued (once per response) by the driver for a producer mistake it can
+    survive, such as a producer that yields inside ``finally`` after the client
+    disconnected: the chunk is dropped and the producer closed."""
+
+
+class UnsupportedScopeError(StreamingError, RuntimeError):
+    """Raised when a response is called with a non-HTTP ASGI scope (a websocket,
+    say): streamed bodies are an HTTP feature."""

@@ -1,0 +1,45 @@
+"""How a streamed response ended: the typed result the driver hands back."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class EndReason(enum.Enum):
+    """Why a response stopped streaming."""
+
+    #: The producer was exhausted and the final empty body message was sent.
+    COMPLETED = "completed"
+    #: The client went away (``http.disconnect`` or an ``OSError`` from ``send``).
+    CLIENT_DISCONNECTED = "client_disconnected"
+    #: The producer (or its encoder) raised. Before the headers were committed the
+    #: client got an error status; after, the stream was cut.
+    PRODUCER_ERROR = "producer_error"
+    #: A ``HEAD`` request: headers only, the producer never started.
+    HEAD = "head"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The end of one response, as observed by the driver.
+
+    ``status_code`` is the status actually sent (an error status when the
+    producer failed before the first chunk). ``chunks_sent`` counts body chunks
+    handed to ``send()``, the error marker excluded.
+
+    ``cleanup_timed_out`` is true when closing the producer (``aclose()`` or, for a
+    sync iterator, ``close()`` in its worker thread) did not finish within the
+    response's ``cleanup_timeout``: its ``finally`` may still be running.
+    """
+
+    reason: EndReason
+    status_code: int
+    headers_sent: bool
+    chunks_sent: int
+    duration: float
+    #: True when the final empty body message went out: the client can tell the
+    #: body is whole. False for a cut stream or a departed client.
+    body_complete: bool
+    error: BaseException | None = None
+    cleanup_timed_out: bool = False

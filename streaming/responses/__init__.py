@@ -1,0 +1,7 @@
+"""Layer 3: responses. Each is a format (pure encode / error functions) plus the driver."""
+
+from streaming.responses.headers import ResponseHeaders
+from streaming.responses.ndjson import NDJSONResponse
+from streaming.responses.stream import StreamingResponse
+
+__all__ = ["NDJSONResponse", "ResponseHeaders", "StreamingResponse"]

@@ -1,0 +1,171 @@
+"""Layer 3: ``StreamingResponse``, a format (three pure functions) plus the driver.
+
+Where it deliberately differs from ``starlette.responses.StreamingResponse``:
+
+- one disconnect path on every ASGI version (a ``receive()`` listener plus
+  ``OSError`` from ``send()``), so an idle producer is cancelled on 2.4 servers too;
+- headers are held back until the first chunk (or ``commit_deadline``), so an
+  error before it becomes a real error status instead of ``200`` and an empty body;
+- the producer is always closed (``aclose()``/``close()``), bounded by ``cleanup_timeout``;
+- a bad chunk type is a ``ContentTypeError`` naming the chunk, not an
+  ``AttributeError`` from ``.encode``;
+- ``background`` runs only after a completed stream, and ``on_outcome`` /
+  ``wait_for_outcome()`` tell the application why the stream ended.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import anyio
+
+from streaming._compat import ResponseBase
+from streaming._types import RawHeaders, Receive, Scope, Send
+from streaming.driver import (
+    ContentStream,
+    Driver,
+    StreamPolicy,
+    describe_error,
+    open_source,
+)
+from streaming.encoders.text import encode_chunk
+from streaming.exceptions import InvalidContentError, ResponseReusedError, UnsupportedScopeError
+from streaming.outcome import EndReason, Outcome
+from streaming.responses.headers import ResponseHeaders, build_raw_headers
+
+OutcomeCallback = Callable[[Outcome], Awaitable[None] | None]
+BackgroundTask = Callable[[], Awaitable[Any]]
+
+
+class StreamingResponse(ResponseBase):
+    """Stream ``content`` (an async or sync iterable of chunks) as the body.
+
+    The positional signature is Starlette's and FastAPI's; the keyword-only
+    arguments after ``*`` are ours. Chunks may be ``bytes``, ``bytearray``,
+    ``memoryview`` or ``str`` (encoded with ``charset``). Sync iterables are
+    iterated in a worker thread.
+    """
+
+    media_type: str | None = None
+    charset = "utf-8"
+
+    def __init__(
+        self,
+        content: ContentStream,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+        *,
+        commit_deadline: float | None = 1.0,
+        cleanup_timeout: float = 5.0,
+        on_outcome: OutcomeCallback | None = None,
+    ) -> None:
+        self.body_iterator = _check_content(content)
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        self.policy = StreamPolicy(commit_deadline, cleanup_timeout)
+        self.on_outcome = on_outcome
+        self.raw_headers: RawHeaders = build_raw_headers(headers, self.media_type, self.charset)
+        self._outcome: Outcome | None = None
+        self._outcome_ready: anyio.Event | None = None
+        self._called = False
+
+    @property
+    def headers(self) -> ResponseHeaders:
+        """The response headers; changes before the response runs are sent."""
+        return ResponseHeaders(self.raw_headers)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the stream ended, or ``None`` while it runs (or before)."""
+        return self._outcome
+
+    async def wait_for_outcome(self) -> Outcome:
+        """Wait until the response has ended and return its outcome."""
+        if self._outcome is None:
+            if self._outcome_ready is None:
+                self._outcome_ready = anyio.Event()
+            await self._outcome_ready.wait()
+        assert self._outcome is not None
+        return self._outcome
+
+    # -- the format: what the driver calls ------------------------------------
+
+    def encode(self, item: Any) -> bytes | memoryview:
+        if type(item) is bytes:
+            return item
+        return encode_chunk(item, self.charset)
+
+    def error_marker(self, error: BaseException) -> bytes | None:
+        """A plain byte stream has no in-band error syntax: the cut is the signal."""
+        return None
+
+    def error_response(self, status: int, error: BaseException) -> tuple[RawHeaders, bytes]:
+        _, message = describe_error(error)
+        body = message.encode(self.charset)
+        return _error_headers(error, b"text/plain; charset=" + self.charset.encode(), body), body
+
+    # -- ASGI ------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise UnsupportedScopeError(f"{type(self).__name__} serves HTTP, not {scope['type']!r}")
+        if self._called:
+            raise ResponseReusedError(f"this {type(self).__name__} has already been sent")
+        self._called = True
+        if self._outcome_ready is None:
+            self._outcome_ready = anyio.Event()
+        driver = Driver(receive, send, self, self.status_code, self.raw_headers, self.policy)
+        if scope.get("method") == "HEAD":
+            outcome = await driver.run_head(self.body_iterator)
+        else:
+            outcome = await driver.run(open_source(self.body_iterator))
+        await self._finish(outcome)
+
+    async def _finish(self, outcome: Outcome) -> None:
+        self._outcome = outcome
+        assert self._outcome_ready is not None
+        self._outcome_ready.set()
+        if self.on_outcome is not None:
+            result = self.on_outcome(outcome)
+            if inspect.isawaitable(result):
+                await result
+        if outcome.reason is EndReason.COMPLETED and self.background is not None:
+            await self.background()
+        if outcome.error is not None and outcome.headers_sent and not outcome.body_complete:
+            # The status is out and cannot change; raising is how ASGI says the
+            # response broke: the server logs it and closes the connection
+            # without the terminating chunk, which the client detects.
+            raise outcome.error
+
+
+def _check_content(content: object) -> ContentStream:
+    if isinstance(content, str | bytes | bytearray | memoryview):
+        raise InvalidContentError(
+            f"content is a {type(content).__name__}, which would stream one "
+            "element at a time; pass an iterable of chunks, such as [content]"
+        )
+    if not isinstance(content, AsyncIterable | Iterable):
+        raise InvalidContentError(
+            f"content must be an async or sync iterable of chunks, not {type(content).__name__}"
+        )
+    return content
+
+
+def _error_headers(error: BaseException, content_type: bytes, body: bytes) -> RawHeaders:
+    """Headers of an error response: the error's own (``Retry-After`` on a 429,
+    say), then the content type and length of the error body."""
+    extra = getattr(error, "headers", None)
+    raw = [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in (extra.items() if isinstance(extra, Mapping) else ())
+        if k.lower() not in ("content-type", "content-length")
+    ]
+    raw.append((b"content-type", content_type))
+    raw.append((b"content-length", str(len(body)).encode()))
+    return raw

@@ -1,0 +1,275 @@
+"""The in-process client: a fake HTTP server on one side, a test on the other."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Literal
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from streaming._types import ASGIApp, Message, Scope
+from streaming.tracing.middleware import RecordedMessage, Trace, TraceMiddleware
+
+SpecVersion = Literal["2.3", "2.4"]
+
+
+class TestResponse:
+    """One request in flight. Read chunks as they come, disconnect at any moment.
+
+    ``messages`` is every ASGI message so far, timestamped, in both directions.
+    ``status_code`` and ``raw_headers`` are filled in by ``wait_for_start()``.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, exchange: _Exchange, disconnect_after: int | None = None) -> None:
+        self._exchange = exchange
+        self._disconnect_after = disconnect_after
+        self.status_code: int | None = None
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.chunks: list[bytes] = []
+        self.complete = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Header names lower-cased; a repeated header keeps its last value."""
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers}
+
+    @property
+    def body(self) -> bytes:
+        """The body bytes read so far."""
+        return b"".join(self.chunks)
+
+    @property
+    def messages(self) -> list[RecordedMessage]:
+        return self._exchange.trace.messages
+
+    @property
+    def app_exception(self) -> BaseException | None:
+        """What the app raised, once it has returned (``None`` if nothing)."""
+        return self._exchange.trace.exception
+
+    @property
+    def disconnected(self) -> bool:
+        return self._exchange.client_gone
+
+    async def wait_for_start(self) -> None:
+        """Wait for ``http.response.start``; raise what the app raised if it
+        failed before sending one."""
+        if self.status_code is not None:
+            return
+        async for message in self._messages():
+            if message["type"] == "http.response.start":
+                self.status_code = message["status"]
+                self.raw_headers = list(message.get("headers", []))
+                return
+        await self._exchange.app_done.wait()
+        if self.app_exception is not None:
+            raise self.app_exception
+        raise RuntimeError("the app returned without starting a response")
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        """Yield each non-empty body chunk as the app sends it, until the body
+        ends, the client disconnects (``disconnect_after``), or the app returns."""
+        await self.wait_for_start()
+        if self._disconnect_after == 0:
+            await self.disconnect()
+            return
+        async for message in self._messages():
+            body = bytes(message.get("body", b""))
+            if body:
+                self.chunks.append(body)
+                yield body
+                if len(self.chunks) == self._disconnect_after:
+                    await self.disconnect()
+                    return
+            if not message.get("more_body", False):
+                self.complete = True
+                return
+
+    async def _messages(self) -> AsyncIterator[Message]:
+        try:
+            async for message in self._exchange.from_app:
+                yield message
+        except anyio.ClosedResourceError:
+            return  # we disconnected
+
+    async def read(self) -> bytes:
+        """Read to the end of the body and return all of it."""
+        async for _ in self.iter_chunks():
+            pass
+        return self.body
+
+    async def disconnect(self) -> None:
+        """Leave, as a client closing its connection: the app's next
+        ``receive()`` returns ``http.disconnect``."""
+        self._exchange.leave()
+        await anyio.lowlevel.checkpoint()
+
+    async def wait_for_app(self) -> None:
+        """Wait until the app has returned (or raised)."""
+        await self._exchange.app_done.wait()
+
+
+class _Exchange:
+    """The server side of one request: ``receive``/``send`` for the app."""
+
+    def __init__(self, body: bytes, spec_version: SpecVersion, buffer: float) -> None:
+        self.body = body
+        self.spec_version = spec_version
+        self.to_client: MemoryObjectSendStream[Message]
+        self.from_app: MemoryObjectReceiveStream[Message]
+        self.to_client, self.from_app = anyio.create_memory_object_stream[Message](buffer)
+        self.request_sent = False
+        self.client_gone = False
+        self.response_done = False
+        self.ended = anyio.Event()  # client gone or response complete
+        self.app_done = anyio.Event()
+        self.trace: Trace
+
+    async def receive(self) -> Message:
+        if not self.request_sent:
+            self.request_sent = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+        # Like uvicorn: after the request body, receive() blocks until the client
+        # leaves or the response is complete, then reports a disconnect.
+        await self.ended.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        if self.client_gone:
+            return self._after_disconnect()
+        try:
+            await self.to_client.send(message)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return self._after_disconnect()
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.response_done = True
+            self.ended.set()
+
+    def _after_disconnect(self) -> None:
+        # uvicorn (ASGI 2.3) returns without suspending; a 2.4 server may raise.
+        if self.spec_version == "2.4":
+            raise OSError("the client has disconnected")
+
+    def leave(self) -> None:
+        if not self.response_done:
+            self.client_gone = True
+        self.ended.set()
+        self.from_app.close()
+
+    async def run_app(self, app: ASGIApp, scope: Scope) -> None:
+        recorder = TraceMiddleware(app, self._keep_trace)
+        try:
+            await recorder(scope, self.receive, self.send)
+        except Exception:
+            pass  # kept in self.trace.exception by the recorder
+        finally:
+            self.app_done.set()
+            self.to_client.close()
+
+    def _keep_trace(self, trace: Trace) -> None:
+        self.trace = trace
+
+
+class StreamingClient:
+    """Drive an ASGI app in-process and read its responses as streams.
+
+    ``spec_version`` is the ASGI HTTP spec version the fake server advertises
+    and imitates after a disconnect. ``buffer`` is how many messages the server
+    holds for a test that is not reading; past it ``send()`` blocks, as it does
+    on a real server whose client reads slowly. ``raise_app_exceptions`` re-raises
+    an exception from the app when the ``stream()`` block exits.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        spec_version: SpecVersion = "2.3",
+        buffer: float = math.inf,
+        raise_app_exceptions: bool = True,
+    ) -> None:
+        self.app = app
+        self.spec_version = spec_version
+        self.buffer = buffer
+        self.raise_app_exceptions = raise_app_exceptions
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        disconnect_after: int | None = None,
+        wait_for_start: bool = True,
+    ) -> AsyncIterator[TestResponse]:
+        """Send one request; yield the response once its start message is in
+        (or at once with ``wait_for_start=False``, to leave before the headers).
+
+        ``disconnect_after=N`` makes ``iter_chunks()`` leave after N chunks.
+        Leaving the block disconnects if the body is unfinished, then waits for
+        the app to return.
+        """
+        exchange = _Exchange(body, self.spec_version, self.buffer)
+        scope = self._scope(method, url, headers or {}, body)
+        async with anyio.create_task_group() as group:
+            group.start_soon(exchange.run_app, self.app, scope)
+            try:
+                response = TestResponse(exchange, disconnect_after)
+                if wait_for_start:
+                    await response.wait_for_start()
+                yield response
+            finally:
+                if not exchange.response_done:
+                    exchange.leave()
+                with anyio.CancelScope(shield=True):
+                    await exchange.app_done.wait()
+        error = exchange.trace.exception
+        if error is not None and self.raise_app_exceptions:
+            raise error
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+    ) -> TestResponse:
+        """Send one request and read the whole body."""
+        async with self.stream(method, url, headers=headers, body=body) as response:
+            await response.read()
+        return response
+
+    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> TestResponse:
+        return await self.request("GET", url, headers=headers)
+
+    def _scope(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> Scope:
+        parts = urlsplit(url)
+        raw = [(b"host", b"testserver")]
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if body:
+            raw.append((b"content-length", str(len(body)).encode()))
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": self.spec_version},
+            "http_version": "1.1",
+            "method": method.upper(),
+            "scheme": "http",
+            "path": parts.path or "/",
+            "raw_path": (parts.path or "/").encode(),
+            "query_string": parts.query.encode(),
+            "root_path": "",
+            "headers": raw,
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+            "state": {},
+        }
