@@ -8,6 +8,7 @@ layer (``streaming.compare``), and tools for people (``streaming.testing``,
 """
 
 from streaming.driver import StreamPolicy
+from streaming.encoders import SSEParser, ServerSentEvent
 from streaming.exceptions import (
     ContentTypeError,
     HeaderValidationError,
@@ -32,6 +33,8 @@ __all__ = [
     "ResponseHeaders",
     "ResponseReusedError",
     "SSEEncodingError",
+    "SSEParser",
+    "ServerSentEvent",
     "StreamPolicy",
     "StreamRefused",
     "StreamingError",

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
+from anyio.lowlevel import checkpoint
 
 from streaming._types import Message, RawHeaders, Receive, Send
 from streaming.exceptions import ContentTypeError, StreamingWarning
@@ -33,6 +34,9 @@ logger = logging.getLogger("streaming")
 
 #: Headers waiting to be sent; ``_SENDING`` while ``send(start)`` is in flight.
 _PENDING, _SENDING, _SENT = 0, 1, 2
+
+#: Yield to the event loop once every 64 chunks (see ``Driver._pump_chunks``).
+_YIELD_MASK = 63
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,11 +223,14 @@ class Driver:
         self._error: BaseException | None = None
         self._chunks = 0
         self._complete = False
+        self._source: object = None
+        self._cancelled_mid_await = False
         self.status = status
 
     async def run(self, source: AsyncIterator[Any]) -> Outcome:
         """Stream ``source`` to the client and return how it ended."""
         started = anyio.current_time()
+        self._source = source
         try:
             async with anyio.create_task_group() as group:
                 self._scope = group.cancel_scope
@@ -279,6 +286,11 @@ class Driver:
         if self._complete:
             return  # servers report a disconnect once the response is complete
         self._client_gone = True
+        # An async generator suspended at an await (ag_running) is about to get
+        # the cancellation there; if it then yields, it yielded from an except
+        # or finally block: worth a warning. A chunk that was merely on its way
+        # when the client left is dropped without one.
+        self._cancelled_mid_await = bool(getattr(self._source, "ag_running", False))
         assert self._scope is not None
         self._scope.cancel()
 
@@ -322,24 +334,33 @@ class Driver:
 
     async def _pump_chunks(self, source: AsyncIterator[Any]) -> None:
         # The first chunk is special (it commits the headers); the loop after it
-        # does one encode and one send per chunk and nothing else that costs.
+        # does one encode and one send per chunk, plus a checkpoint every
+        # _YIELD_EVERY chunks: a producer that never awaits, sending to a server
+        # whose send() does not suspend (uvicorn's, until its buffer fills, and
+        # always once the client is gone), would otherwise never let the
+        # disconnect listener, or any other connection, run.
         encode = self._fmt.encode
         send = self._send
         first = await anext(source, _EXHAUSTED)
         if self._client_gone:
-            return self._warn_yield_after_disconnect()
-        if first is not _EXHAUSTED:
+            return self._drop_late_chunk()
+        if first is _EXHAUSTED:
+            await self._commit_before_first_chunk()
+        else:
             body = encode(first)
             await self._commit_before_first_chunk()
             await send({"type": "http.response.body", "body": body, "more_body": True})
             self._chunks = 1
             async for item in source:
                 if self._client_gone:
-                    return self._warn_yield_after_disconnect()
+                    return self._drop_late_chunk()
                 await send({"type": "http.response.body", "body": encode(item), "more_body": True})
                 self._chunks += 1
-        else:
-            await self._commit_before_first_chunk()
+                if not self._chunks & _YIELD_MASK:
+                    await checkpoint()
+        # Let a disconnect that already arrived be seen before calling the
+        # response complete: a 2.3 server would drop the terminator silently.
+        await checkpoint()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         self._complete = True
 
@@ -377,6 +398,10 @@ class Driver:
             self._complete = True
         except OSError:
             self._client_gone = True
+
+    def _drop_late_chunk(self) -> None:
+        if self._cancelled_mid_await:
+            self._warn_yield_after_disconnect()
 
     def _warn_yield_after_disconnect(self) -> None:
         if not self._warned:

@@ -163,8 +163,14 @@ class _Exchange:
         self.ended.set()
         self.from_app.close()
 
-    async def run_app(self, app: ASGIApp, scope: Scope) -> None:
-        recorder = TraceMiddleware(app, self._keep_trace)
+    async def run_app(
+        self, app: ASGIApp, scope: Scope, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        def started(trace: Trace) -> None:
+            self.trace = trace
+            task_status.started()
+
+        recorder = TraceMiddleware(app, self._keep_trace, on_start=started)
         try:
             await recorder(scope, self.receive, self.send)
         except Exception:
@@ -220,18 +226,25 @@ class StreamingClient:
         """
         exchange = _Exchange(body, self.spec_version, self.buffer)
         scope = self._scope(method, url, headers or {}, body)
+        test_error: Exception | None = None
         async with anyio.create_task_group() as group:
-            group.start_soon(exchange.run_app, self.app, scope)
+            await group.start(exchange.run_app, self.app, scope)
             try:
                 response = TestResponse(exchange, disconnect_after)
                 if wait_for_start:
                     await response.wait_for_start()
                 yield response
+            except Exception as exc:
+                # Raised again below, outside the task group, so the test sees
+                # its own exception rather than an ExceptionGroup around it.
+                test_error = exc
             finally:
                 if not exchange.response_done:
                     exchange.leave()
                 with anyio.CancelScope(shield=True):
                     await exchange.app_done.wait()
+        if test_error is not None:
+            raise test_error
         error = exchange.trace.exception
         if error is not None and self.raise_app_exceptions:
             raise error

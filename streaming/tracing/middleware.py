@@ -49,17 +49,27 @@ class TraceMiddleware:
 
     ``on_trace`` is called with the finished ``Trace`` (sync or async), after
     the app returned or raised; exceptions from the app still propagate.
+    ``on_start``, if given, gets the same ``Trace`` as soon as the request
+    begins, for watching it fill up live.
     """
 
-    def __init__(self, app: ASGIApp, on_trace: TraceSink) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        on_trace: TraceSink,
+        on_start: Callable[[Trace], None] | None = None,
+    ) -> None:
         self.app = app
         self.on_trace = on_trace
+        self.on_start = on_start
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         trace = Trace(scope, anyio.current_time())
+        if self.on_start is not None:
+            self.on_start(trace)
 
         async def traced_receive() -> Message:
             message = await receive()

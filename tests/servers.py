@@ -1,0 +1,108 @@
+"""Real uvicorn servers for end-to-end tests, on 127.0.0.1 only.
+
+``UvicornThread`` runs uvicorn in a thread with its own asyncio loop, whatever
+backend the test runs on, so the app and the test can share thread-safe probes.
+``UvicornProcess`` runs it as a child process (for signals such as SIGTERM); it
+is stopped by its own pid, never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from streaming._types import ASGIApp
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Probe:
+    """A thread-safe record of named moments, for tests to wait on.
+
+    The app calls ``mark("finally")`` from its producer; the test calls
+    ``wait_for("finally", timeout)`` which blocks (in a worker thread when
+    awaited through ``anyio.to_thread``) until the mark exists or the time is up.
+    """
+
+    def __init__(self) -> None:
+        self._marks: dict[str, float] = {}
+        self._changed = threading.Condition()
+
+    def mark(self, name: str) -> None:
+        with self._changed:
+            self._marks.setdefault(name, time.monotonic())
+            self._changed.notify_all()
+
+    def wait_for(self, name: str, timeout: float) -> float:
+        with self._changed:
+            if not self._changed.wait_for(lambda: name in self._marks, timeout):
+                raise TimeoutError(f"{name!r} was not marked within {timeout} s")
+            return self._marks[name]
+
+    def __contains__(self, name: str) -> bool:
+        with self._changed:
+            return name in self._marks
+
+
+class UvicornThread:
+    """uvicorn serving ``app`` on 127.0.0.1:<free port> in a background thread.
+
+    The socket is bound and listening before uvicorn starts, so the URL is known
+    at once and early connections wait in the backlog: nothing polls for start-up.
+    """
+
+    def __init__(self, app: ASGIApp, **config: Any) -> None:
+        self.config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                     lifespan="off", **config)
+        self.server = uvicorn.Server(self.config)
+        self.socket = _listening_socket()
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self.thread = threading.Thread(target=self.server.run, args=([self.socket],), daemon=True)
+
+    def __enter__(self) -> UvicornThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.socket.close()
+
+
+def _listening_socket() -> socket.socket:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    return listener
+
+
+@contextmanager
+def uvicorn_process(app_spec: str, *args: str, env: dict[str, str] | None = None
+                    ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Start ``python -m uvicorn APP_SPEC`` on a socket bound here and passed by fd,
+    so the port is known before the child starts and connections queue until it
+    serves. Yields the process and its base URL; stops it by pid."""
+    listener = _listening_socket()
+    port = listener.getsockname()[1]
+    command = [sys.executable, "-m", "uvicorn", app_spec, "--fd", str(listener.fileno()),
+               "--log-level", "warning", *args]
+    child = subprocess.Popen(command, cwd=ROOT, pass_fds=[listener.fileno()],
+                             env={**os.environ, **(env or {})})
+    listener.close()
+    try:
+        yield child, f"http://127.0.0.1:{port}"
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+        child.wait(10)

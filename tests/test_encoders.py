@@ -1,0 +1,74 @@
+"""Pure table tests of the plain-text and NDJSON encoders (no event loop)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streaming.encoders import encode_chunk, encode_ndjson_error, encode_ndjson_line
+from streaming.exceptions import ContentTypeError
+
+
+@pytest.mark.parametrize(
+    ("chunk", "charset", "expected"),
+    [
+        (b"abc", "utf-8", b"abc"),
+        (bytearray(b"abc"), "utf-8", b"abc"),
+        (memoryview(b"abc"), "utf-8", b"abc"),
+        ("数据 0\n", "utf-8", "数据 0\n".encode()),
+        ("数据", "gbk", "数据".encode("gbk")),
+        ("", "utf-8", b""),
+    ],
+)
+def test_encode_chunk(chunk: object, charset: str, expected: bytes) -> None:
+    assert bytes(encode_chunk(chunk, charset)) == expected
+
+
+def test_bytes_pass_through_without_copy() -> None:
+    chunk = b"x" * 100
+    assert encode_chunk(chunk) is chunk
+
+
+def test_bytearray_is_copied_so_the_producer_may_reuse_its_buffer() -> None:
+    buffer = bytearray(b"abc")
+    encoded = encode_chunk(buffer)
+    buffer[0] = ord("z")
+    assert encoded == b"abc"
+
+
+@pytest.mark.parametrize("chunk", [1, 1.5, None, {"a": 1}, ["x"], object()])
+def test_other_types_are_refused_by_name(chunk: object) -> None:
+    with pytest.raises(ContentTypeError, match=type(chunk).__qualname__) as caught:
+        encode_chunk(chunk)
+    assert isinstance(caught.value, TypeError)
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ({"id": 0, "message": "数据项 0"}, '{"id":0,"message":"数据项 0"}\n'.encode()),
+        ([1, 2], b"[1,2]\n"),
+        ("line\nbreak", b'"line\\nbreak"\n'),
+        (None, b"null\n"),
+        (b'{"pre":"encoded"}\n', b'{"pre":"encoded"}\n'),
+    ],
+)
+def test_ndjson_lines(item: object, expected: bytes) -> None:
+    line = encode_ndjson_line(item)
+    assert line == expected
+    assert line.count(b"\n") == 1
+
+
+def test_ndjson_default_serialises_unknown_types() -> None:
+    assert encode_ndjson_line({"x": {1, 2}}, default=sorted) == b'{"x":[1,2]}\n'
+
+
+def test_ndjson_unserialisable_item_names_the_type() -> None:
+    with pytest.raises(TypeError, match="set"):
+        encode_ndjson_line({"x": {1}})
+
+
+def test_ndjson_error_line() -> None:
+    line = encode_ndjson_error("Too Many Requests", "http_429")
+    assert json.loads(line) == {"error": {"type": "http_429", "message": "Too Many Requests"}}

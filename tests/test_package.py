@@ -1,0 +1,62 @@
+"""The package as users install it: public names, dependencies, no side effects."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import streaming
+from tests.servers import ROOT
+
+PACKAGE = ROOT / "streaming"
+
+
+def test_all_lists_every_public_name_once_and_each_exists() -> None:
+    assert len(streaming.__all__) == len(set(streaming.__all__))
+    assert sorted(streaming.__all__) == streaming.__all__
+    for name in streaming.__all__:
+        assert getattr(streaming, name) is not None
+    public = {n for n in vars(streaming) if not n.startswith("_")}
+    modules = {n for n in public if type(getattr(streaming, n)).__name__ == "module"}
+    assert public - modules == set(streaming.__all__)
+
+
+def test_import_needs_only_anyio() -> None:
+    """Block every optional dependency and import the core and its tools."""
+    blocker = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        top = name.partition('.')[0]\n"
+        "        if top in {'starlette', 'sse_starlette', 'uvicorn', 'httpx', 'fastapi', 'openai'}:\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import streaming, streaming.testing, streaming.tracing, streaming.encoders\n"
+        "assert streaming.StreamingResponse.__mro__[1] is not object or True\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", blocker], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def _library_sources() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_no_asyncio_in_the_library() -> None:
+    """anyio only, so trio works: no module imports asyncio."""
+    for path in _library_sources():
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] == "asyncio" for n in names), path
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (PACKAGE / "py.typed").exists()
+    setup = (ROOT / "setup.cfg").read_text()
+    assert "py.typed" in setup
