@@ -18,6 +18,11 @@ class EndReason(enum.Enum):
     PRODUCER_ERROR = "producer_error"
     #: A ``HEAD`` request: headers only, the producer never started.
     HEAD = "head"
+    #: The client did not accept a message within the send timeout (it stopped
+    #: reading); it was treated as gone.
+    SEND_TIMEOUT = "send_timeout"
+    #: A drain (server shutdown) ended the stream with a final message.
+    DRAINED = "drained"
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,11 +234,12 @@ async def test_cleanup_timeout_is_reported() -> None:
 
 async def test_sync_cleanup_timeout_still_closes_the_producer_later() -> None:
     tracker = Tracker()
-    release = threading.Event()
+    parked, release = threading.Event(), threading.Event()
 
     def produce() -> Iterator[bytes]:
         try:
             yield b"x"
+            parked.set()
             release.wait(5)  # parked in its worker thread
             yield b"y"
         finally:
@@ -246,8 +247,11 @@ async def test_sync_cleanup_timeout_still_closes_the_producer_later() -> None:
 
     app = StreamingResponse(produce(), commit_deadline=0, cleanup_timeout=0.05)
     with anyio.fail_after(2):
-        async with StreamingClient(app).stream("GET", "/", disconnect_after=1) as response:
-            await response.read()
+        async with StreamingClient(app).stream("GET", "/") as response:
+            async for _ in response.iter_chunks():
+                break
+            assert await anyio.to_thread.run_sync(parked.wait, 2)
+            await response.disconnect()
         outcome = await app.wait_for_outcome()
     assert outcome.cleanup_timed_out and not tracker.finally_ran.is_set()
     release.set()

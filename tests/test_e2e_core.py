@@ -44,8 +44,11 @@ def make_app(probe: Probe, outcomes: list[Outcome]):  # type: ignore[no-untyped-
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         content = routes[scope["path"]]()
-        response = StreamingResponse(content, media_type="text/plain",
-                                     on_outcome=outcomes.append)
+        def record(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            probe.mark("outcome")
+
+        response = StreamingResponse(content, media_type="text/plain", on_outcome=record)
         await response(scope, receive, send)
 
     return app
@@ -75,6 +78,7 @@ async def test_client_leaves_mid_stream_and_finally_runs_within_100_ms(
             left_at = time.monotonic()  # the stream's context closed the connection
     finished_at = await anyio.to_thread.run_sync(probe.wait_for, mark, 2.0)
     assert finished_at - left_at < 0.1
+    await anyio.to_thread.run_sync(probe.wait_for, "outcome", 2.0)
     assert outcomes[0].reason is EndReason.CLIENT_DISCONNECTED
 
 

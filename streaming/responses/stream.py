@@ -101,6 +101,13 @@ class StreamingResponse(ResponseBase):
             return item
         return encode_chunk(item, self.charset)
 
+    def encode_first(self, item: Any) -> bytes | memoryview:
+        return self.encode(item)
+
+    def keepalive(self) -> bytes | None:
+        """A plain byte stream has no keep-alive that is not data."""
+        return None
+
     def error_marker(self, error: BaseException) -> bytes | None:
         """A plain byte stream has no in-band error syntax: the cut is the signal."""
         return None

@@ -1,32 +1,19 @@
-"""Layer 2: the ASGI driver, the one place that calls ``send()`` and ``receive()``.
-
-One anyio task group per response. The host task pumps the body; a child task
-listens on ``receive()`` for ``http.disconnect`` from the first moment; a second
-child commits the headers when the commit deadline passes. Whichever ends the
-race cancels the group's scope, so nothing outlives the ``async with``. After it,
-a shielded and time-bounded cleanup closes the producer whatever happened.
-
-Why a listener on every server: ASGI HTTP spec 2.3 servers (uvicorn, hypercorn)
-report a departed client only through ``receive()`` and silently drop later
-``send()`` calls; 2.4 servers may raise ``OSError`` from ``send()`` instead. We
-handle both the same way, so there is one disconnect path, not one per version.
-"""
+"""The driver: one response, one task group, one place that calls send/receive."""
 
 from __future__ import annotations
 
-import http
 import logging
-import threading
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
-import anyio.to_thread
 from anyio.lowlevel import checkpoint
 
 from streaming._types import Message, RawHeaders, Receive, Send
+from streaming.driver.errors import status_for
+from streaming.driver.sources import _EXHAUSTED, ThreadedIterator, close_source, producer_busy
 from streaming.exceptions import ContentTypeError, StreamingWarning
 from streaming.outcome import EndReason, Outcome
 
@@ -38,163 +25,49 @@ _PENDING, _SENDING, _SENT = 0, 1, 2
 #: Yield to the event loop once every 64 chunks (see ``Driver._pump_chunks``).
 _YIELD_MASK = 63
 
+#: The watchdog looks this many times per interval, so a ping or a send timeout
+#: fires at most a quarter of its interval late.
+_WATCH_STEPS = 4
+
 
 @dataclass(frozen=True, slots=True)
 class StreamPolicy:
-    """Timing knobs of one response.
+    """Timing knobs of one response (seconds; ``None`` or ``0`` turns one off).
 
-    ``commit_deadline``: seconds to hold the headers back while waiting for the
-    first chunk, so an error before it can still become an HTTP error status.
-    ``0`` commits at once (Starlette's behaviour); ``None`` waits for the first
-    chunk however long it takes.
-    ``cleanup_timeout``: how long closing the producer may take after the stream
-    ends, before the outcome reports ``cleanup_timed_out``.
+    ``commit_deadline``: how long to hold the headers back waiting for the first
+    chunk, so an error before it can still become an HTTP error status. ``0``
+    commits at once (Starlette's behaviour); ``None`` waits however long it takes.
+    ``cleanup_timeout``: how long closing the producer may take before the
+    outcome reports ``cleanup_timed_out``.
+    ``ping_interval``: send the format's keep-alive after this much silence.
+    ``send_timeout``: a client that takes longer than this to accept one
+    message is treated as gone (``EndReason.SEND_TIMEOUT``).
     """
 
     commit_deadline: float | None = 1.0
     cleanup_timeout: float = 5.0
+    ping_interval: float | None = None
+    send_timeout: float | None = None
 
 
 class StreamFormat(Protocol):
-    """What a response format gives the driver: three pure functions."""
+    """What a response format gives the driver: pure functions item -> bytes."""
 
     def encode(self, item: Any) -> bytes | memoryview:
         """Return the body bytes for one produced item; raise ``ContentTypeError``
         for an item of the wrong type (the driver fills in its index)."""
+
+    def encode_first(self, item: Any) -> bytes | memoryview:
+        """Like ``encode``, for the first item (a format may prefix it)."""
+
+    def keepalive(self) -> bytes | None:
+        """Return the bytes of a keep-alive, or ``None`` if the format has none."""
 
     def error_marker(self, error: BaseException) -> bytes | None:
         """Return a final in-band error marker, or ``None`` to cut silently."""
 
     def error_response(self, status: int, error: BaseException) -> tuple[RawHeaders, bytes]:
         """Return the headers and body of the error response sent before commit."""
-
-
-def status_for(error: BaseException) -> int:
-    """Return the HTTP status an error before the first chunk turns into: the
-    error's own ``status_code`` when it carries a 4xx/5xx one, else 500."""
-    status = getattr(error, "status_code", None)
-    if type(status) is int and 400 <= status <= 599:
-        return status
-    return 500
-
-
-def describe_error(error: BaseException) -> tuple[int, str]:
-    """Return the status and the client-facing message for a producer error.
-
-    An error that carries a status chose what to tell the client (its ``detail``);
-    any other error is a bug whose text may hold secrets, so the client only gets
-    the status's reason phrase and the full traceback goes to the log.
-    """
-    status = status_for(error)
-    detail = getattr(error, "detail", None) if status != 500 or _deliberate(error) else None
-    if isinstance(detail, str) and detail:
-        return status, detail
-    try:
-        return status, http.HTTPStatus(status).phrase
-    except ValueError:
-        return status, "Error"
-
-
-def _deliberate(error: BaseException) -> bool:
-    return type(getattr(error, "status_code", None)) is int
-
-
-class ThreadedIterator:
-    """An async iterator over a sync one, each ``next()`` run in a worker thread.
-
-    A blocking producer (``time.sleep``, a file, a database cursor) therefore
-    never stalls the event loop. Cancellation cannot interrupt a thread, so
-    closing is a handshake under a lock: if a ``next()`` is running, the worker
-    closes the iterator itself as soon as it returns; otherwise ``aclose()``
-    closes it, and a worker that starts later sees the request and does nothing.
-    Either way the producer's ``finally`` runs even if we stop waiting for it.
-    """
-
-    def __init__(self, iterator: Iterator[Any]) -> None:
-        self._iterator = iterator
-        self._lock = threading.Lock()
-        self._running = False
-        self._close_requested = False
-        self._closed = threading.Event()
-        self._close_error: BaseException | None = None
-
-    def __aiter__(self) -> ThreadedIterator:
-        return self
-
-    async def __anext__(self) -> Any:
-        item = await anyio.to_thread.run_sync(self._next_in_thread, abandon_on_cancel=True)
-        if item is _EXHAUSTED:
-            raise StopAsyncIteration
-        return item
-
-    def _next_in_thread(self) -> Any:
-        with self._lock:
-            if self._close_requested:
-                return _EXHAUSTED
-            self._running = True
-        try:
-            return next(self._iterator, _EXHAUSTED)
-        finally:
-            with self._lock:
-                self._running = False
-                close_here = self._close_requested
-            if close_here:
-                self._close_in_thread()
-
-    def _close_in_thread(self) -> None:
-        try:
-            close = getattr(self._iterator, "close", None)
-            if close is not None:
-                close()
-        except BaseException as exc:  # handed to aclose(), which re-raises it
-            self._close_error = exc
-        finally:
-            self._closed.set()
-
-    async def aclose(self, wait_limit: float = 5.0) -> None:
-        """Close the iterator in a worker thread and wait, at most ``wait_limit`` seconds."""
-        with self._lock:
-            if self._close_requested:
-                return
-            self._close_requested = True
-            close_now = not self._running
-        if close_now:
-            await anyio.to_thread.run_sync(self._close_in_thread, abandon_on_cancel=True)
-        else:
-            # The waiting thread gives up by itself at the limit: none is left behind.
-            await anyio.to_thread.run_sync(self._closed.wait, wait_limit, abandon_on_cancel=True)
-        if self._close_error is not None:
-            raise self._close_error
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
-
-_EXHAUSTED = object()
-
-ContentStream = AsyncIterable[Any] | Iterable[Any]
-
-
-def open_source(content: ContentStream) -> AsyncIterator[Any]:
-    """Return an async iterator over ``content``, threading sync iterables."""
-    if isinstance(content, AsyncIterable):
-        return content.__aiter__()
-    return ThreadedIterator(iter(content))
-
-
-async def close_source(source: object, wait_limit: float) -> None:
-    """Close a source if it can be closed, sync or async."""
-    if isinstance(source, ThreadedIterator):
-        await source.aclose(wait_limit)
-        return
-    aclose = getattr(source, "aclose", None)
-    if aclose is not None:
-        await aclose()
-        return
-    close = getattr(source, "close", None)
-    if close is not None:
-        await anyio.to_thread.run_sync(close)
 
 
 class Driver:
@@ -215,59 +88,68 @@ class Driver:
         self._start: Message = {"type": "http.response.start", "status": status, "headers": headers}
         self._policy = policy
         self._head = _PENDING
-        self._head_sent: anyio.Event | None = None
+        self._head_sent: anyio.Event
         self._timer: anyio.CancelScope | None = None
         self._scope: anyio.CancelScope | None = None
-        self._client_gone = False
+        self._source: object = None
+        self._ended_by: EndReason | None = None  # set by whoever stops the stream early
+        self._cancelled_mid_await = False
         self._warned = False
         self._error: BaseException | None = None
+        self._final: bytes | None = None  # a drain's last words
         self._chunks = 0
         self._complete = False
-        self._source: object = None
-        self._cancelled_mid_await = False
         self.status = status
 
     async def run(self, source: AsyncIterator[Any]) -> Outcome:
         """Stream ``source`` to the client and return how it ended."""
         started = anyio.current_time()
         self._source = source
+        self._head_sent = anyio.Event()  # made here: an Event needs a running loop
         try:
             async with anyio.create_task_group() as group:
                 self._scope = group.cancel_scope
                 group.start_soon(self._wait_for_disconnect)
-                deadline = self._policy.commit_deadline
-                if deadline is not None and deadline > 0:
-                    self._head_sent = anyio.Event()
-                    self._timer = anyio.CancelScope()
-                    group.start_soon(self._commit_at, deadline)
-                elif deadline == 0:
-                    await self._commit(self._start)
+                self._start_commit_timer(group)
+                if self._policy.ping_interval or self._policy.send_timeout:
+                    group.start_soon(self._watch)
                 await self._pump(source)
                 group.cancel_scope.cancel()
         finally:
             timed_out = await self._close(source)
+        if self._final is not None:
+            await self._send_final(self._final)
         return self._outcome(anyio.current_time() - started, timed_out)
 
     async def run_head(self, source: object) -> Outcome:
         """Answer a HEAD request: headers, an empty body, and the producer closed
         before it ever ran."""
         started = anyio.current_time()
+        self._head_sent = anyio.Event()
         try:
             await self._send(self._start)
             await self._send({"type": "http.response.body", "body": b"", "more_body": False})
-            self._head = _SENT
+            self._head, self._complete = _SENT, True
         except OSError:
-            self._client_gone = True
+            self._ended_by = EndReason.CLIENT_DISCONNECTED
         timed_out = await self._close(source)
-        return Outcome(
-            EndReason.CLIENT_DISCONNECTED if self._client_gone else EndReason.HEAD,
-            self.status,
-            self._head == _SENT,
-            0,
-            anyio.current_time() - started,
-            not self._client_gone,
-            cleanup_timed_out=timed_out,
-        )
+        self._ended_by = self._ended_by or EndReason.HEAD
+        return self._outcome(anyio.current_time() - started, timed_out)
+
+    def stop(self, reason: EndReason, final: bytes | None = None) -> None:
+        """End the stream early from outside the body (a drain, a watchdog):
+        cancel the producer, then send ``final`` and the terminator if given."""
+        if self._complete or self._ended_by is not None:
+            return
+        self._ended_by = reason
+        self._final = final
+        # An async generator suspended at an await (ag_running) gets the
+        # cancellation there; if it then yields, it yielded from an except or
+        # finally block: worth a warning. A chunk that was merely on its way
+        # when the client left is dropped without one.
+        self._cancelled_mid_await = bool(getattr(self._source, "ag_running", False))
+        if self._scope is not None:
+            self._scope.cancel()
 
     # -- the race -----------------------------------------------------------
 
@@ -283,16 +165,14 @@ class Driver:
         self._client_left()
 
     def _client_left(self) -> None:
-        if self._complete:
-            return  # servers report a disconnect once the response is complete
-        self._client_gone = True
-        # An async generator suspended at an await (ag_running) is about to get
-        # the cancellation there; if it then yields, it yielded from an except
-        # or finally block: worth a warning. A chunk that was merely on its way
-        # when the client left is dropped without one.
-        self._cancelled_mid_await = bool(getattr(self._source, "ag_running", False))
-        assert self._scope is not None
-        self._scope.cancel()
+        # Servers also report a disconnect once the response is complete: ignored.
+        self.stop(EndReason.CLIENT_DISCONNECTED)
+
+    def _start_commit_timer(self, group: anyio.abc.TaskGroup) -> None:
+        deadline = self._policy.commit_deadline
+        if deadline:
+            self._timer = anyio.CancelScope()
+            group.start_soon(self._commit_at, deadline)
 
     async def _commit_at(self, delay: float) -> None:
         assert self._timer is not None
@@ -309,20 +189,20 @@ class Driver:
         if self._head == _SENT:
             return
         if self._head == _SENDING:
-            assert self._head_sent is not None
             await self._head_sent.wait()
             return
         self._head = _SENDING
         self.status = start["status"]
         await self._send(start)
         self._head = _SENT
-        if self._head_sent is not None:
-            self._head_sent.set()
+        self._head_sent.set()
 
     # -- the body -----------------------------------------------------------
 
     async def _pump(self, source: AsyncIterator[Any]) -> None:
         try:
+            if self._policy.commit_deadline == 0:  # Starlette's way: headers first
+                await self._commit(self._start)
             await self._pump_chunks(source)
         except OSError:
             # An ASGI 2.4 server tells us the client left by raising from send().
@@ -335,24 +215,24 @@ class Driver:
     async def _pump_chunks(self, source: AsyncIterator[Any]) -> None:
         # The first chunk is special (it commits the headers); the loop after it
         # does one encode and one send per chunk, plus a checkpoint every
-        # _YIELD_EVERY chunks: a producer that never awaits, sending to a server
-        # whose send() does not suspend (uvicorn's, until its buffer fills, and
-        # always once the client is gone), would otherwise never let the
-        # disconnect listener, or any other connection, run.
+        # _YIELD_MASK + 1 chunks: a producer that never awaits, sending to a
+        # server whose send() does not suspend (uvicorn's, until its buffer
+        # fills, and always once the client is gone), would otherwise never let
+        # the disconnect listener, or any other connection, run.
         encode = self._fmt.encode
         send = self._send
         first = await anext(source, _EXHAUSTED)
-        if self._client_gone:
+        if self._ended_by is not None:
             return self._drop_late_chunk()
         if first is _EXHAUSTED:
             await self._commit_before_first_chunk()
         else:
-            body = encode(first)
+            body = self._fmt.encode_first(first)
             await self._commit_before_first_chunk()
             await send({"type": "http.response.body", "body": body, "more_body": True})
             self._chunks = 1
             async for item in source:
-                if self._client_gone:
+                if self._ended_by is not None:
                     return self._drop_late_chunk()
                 await send({"type": "http.response.body", "body": encode(item), "more_body": True})
                 self._chunks += 1
@@ -382,7 +262,7 @@ class Driver:
             try:
                 await self._send({"type": "http.response.body", "body": marker, "more_body": True})
             except OSError:
-                self._client_gone = True
+                self._ended_by = EndReason.CLIENT_DISCONNECTED
 
     async def _send_error_response(self, error: BaseException) -> None:
         status = status_for(error)
@@ -397,7 +277,7 @@ class Driver:
             await self._send({"type": "http.response.body", "body": body, "more_body": False})
             self._complete = True
         except OSError:
-            self._client_gone = True
+            self._ended_by = EndReason.CLIENT_DISCONNECTED
 
     def _drop_late_chunk(self) -> None:
         if self._cancelled_mid_await:
@@ -413,7 +293,54 @@ class Driver:
                 stacklevel=2,
             )
 
+    # -- keep-alive and slow clients ----------------------------------------
+
+    async def _watch(self) -> None:
+        """Ping an idle stream and time out a stuck ``send()``, at no cost per
+        chunk: the chunk counter shows progress, and ``producer_busy`` tells
+        "waiting for the producer" (ping) from "blocked in send()" (timeout)."""
+        ping, limit = self._policy.ping_interval, self._policy.send_timeout
+        step = min(x for x in (ping, limit) if x) / _WATCH_STEPS
+        seen, quiet_since, next_look = self._chunks, anyio.current_time(), anyio.current_time()
+        while True:
+            next_look += step
+            await anyio.sleep_until(next_look)
+            now = anyio.current_time()
+            if self._chunks != seen:
+                seen, quiet_since = self._chunks, now
+            elif limit and not producer_busy(self._source) and now - quiet_since >= limit:
+                return self.stop(EndReason.SEND_TIMEOUT)
+            elif ping and now - quiet_since >= ping - step / 2 and producer_busy(self._source):
+                quiet_since = now
+                await self._ping(limit)
+
+    async def _ping(self, limit: float | None) -> None:
+        keepalive = self._fmt.keepalive()
+        if keepalive is None:
+            return
+        with anyio.move_on_after(limit or float("inf")) as scope:
+            try:
+                await self._commit(self._start)
+                await self._send({"type": "http.response.body", "body": keepalive,
+                                  "more_body": True})
+            except OSError:
+                self._client_left()
+        if scope.cancelled_caught:
+            self.stop(EndReason.SEND_TIMEOUT)
+
     # -- the end ------------------------------------------------------------
+
+    async def _send_final(self, final: bytes) -> None:
+        """A drain's last event and the terminator, bounded by the send timeout."""
+        limit = self._policy.send_timeout or self._policy.cleanup_timeout
+        with anyio.move_on_after(limit):
+            try:
+                await self._commit(self._start)
+                await self._send({"type": "http.response.body", "body": final, "more_body": True})
+                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+                self._complete = True
+            except OSError:
+                pass
 
     async def _close(self, source: object) -> bool:
         """Close the producer, shielded from the cancellation that may have ended
@@ -436,8 +363,8 @@ class Driver:
             logger.error("the producer raised while being closed", exc_info=exc)
 
     def _outcome(self, duration: float, cleanup_timed_out: bool) -> Outcome:
-        if self._client_gone:
-            reason = EndReason.CLIENT_DISCONNECTED
+        if self._ended_by is not None:
+            reason = self._ended_by
         elif self._error is not None:
             reason = EndReason.PRODUCER_ERROR
         else:
@@ -452,17 +379,3 @@ class Driver:
             self._error,
             cleanup_timed_out,
         )
-
-
-__all__ = [
-    "ContentStream",
-    "ContentTypeError",
-    "Driver",
-    "StreamFormat",
-    "StreamPolicy",
-    "ThreadedIterator",
-    "close_source",
-    "describe_error",
-    "open_source",
-    "status_for",
-]

@@ -1,0 +1,37 @@
+"""Layer 2: the ASGI driver, the one place that calls ``send()`` and ``receive()``.
+
+One anyio task group per response. The host task pumps the body; child tasks
+listen on ``receive()`` for ``http.disconnect`` from the first moment, commit
+the headers when the commit deadline passes, and (when asked) ping an idle
+stream or time out a stuck ``send()``. Whoever ends the race cancels the
+group's scope, so nothing outlives the ``async with``. After it, a shielded,
+time-bounded cleanup closes the producer whatever happened.
+
+Why a listener on every server: ASGI HTTP spec 2.3 servers (uvicorn, hypercorn)
+report a departed client only through ``receive()`` and silently drop later
+``send()`` calls; 2.4 servers may raise ``OSError`` from ``send()`` instead. We
+handle both the same way, so there is one disconnect path, not one per version.
+"""
+
+from streaming.driver.core import Driver, StreamFormat, StreamPolicy
+from streaming.driver.errors import describe_error, status_for
+from streaming.driver.sources import (
+    ContentStream,
+    ThreadedIterator,
+    close_source,
+    open_source,
+    producer_busy,
+)
+
+__all__ = [
+    "ContentStream",
+    "Driver",
+    "StreamFormat",
+    "StreamPolicy",
+    "ThreadedIterator",
+    "close_source",
+    "describe_error",
+    "open_source",
+    "producer_busy",
+    "status_for",
+]
