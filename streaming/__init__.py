@@ -8,7 +8,7 @@ layer (``streaming.compare``), and tools for people (``streaming.testing``,
 """
 
 from streaming.driver import StreamPolicy
-from streaming.encoders import SSEParser, ServerSentEvent
+from streaming.encoders import ServerSentEvent, SSEParser
 from streaming.exceptions import (
     ContentTypeError,
     HeaderValidationError,

@@ -16,12 +16,14 @@ import anyio
 from streaming._types import ASGIApp
 from streaming.testing import StreamingClient
 from streaming.tracing import format_timeline
+from streaming.tracing.wire import watch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streaming", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_trace(commands)
+    _add_wire(commands)
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result
@@ -60,6 +62,32 @@ def _run_trace(args: argparse.Namespace) -> int:
         return 0
 
     return anyio.run(trace)
+
+
+def _add_wire(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    wire = commands.add_parser(
+        "wire", help="show the chunked framing of a live server's response",
+        description="Send one GET over HTTP/1.1 and print each chunk as it arrives: "
+                    "arrival time in ms, the size line as sent (hex), the byte count and "
+                    "a preview; then the terminating 0 chunk, or a cut stream. Exit "
+                    "status 0 when the body ended properly, 1 when it was cut, 2 when "
+                    "no response could be read.")
+    wire.add_argument("url", help="an http:// URL, e.g. http://127.0.0.1:8000/simple")
+    wire.add_argument("-H", "--header", action="append", default=[], metavar="NAME: VALUE")
+    wire.add_argument("--preview", type=int, default=40, help="body preview length")
+    wire.add_argument("--timeout", type=float, default=60.0, help="give up after this long")
+    wire.set_defaults(run=_run_wire)
+
+
+def _run_wire(args: argparse.Namespace) -> int:
+    headers = [_split_header(h) for h in args.header]
+    try:
+        result = anyio.run(lambda: watch(args.url, give_up_after=args.timeout,
+                                         preview=args.preview, headers=headers))
+    except (OSError, ValueError) as error:
+        print(f"wire: {error}", file=sys.stderr)
+        return 2
+    return 0 if result.complete else 1
 
 
 def load_app(spec: str) -> ASGIApp:

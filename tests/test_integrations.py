@@ -25,7 +25,8 @@ EXPECTED = "".join(f"数据 {i}\n" for i in range(3)).encode()
 
 async def test_bare_asgi_app() -> None:
     with anyio.fail_after(2):
-        response = await StreamingClient(StreamingResponse(lines(3), media_type="text/plain")).get("/")
+        app = StreamingResponse(lines(3), media_type="text/plain")
+        response = await StreamingClient(app).get("/")
     assert (response.status_code, response.body) == (200, EXPECTED)
 
 

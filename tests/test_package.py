@@ -27,10 +27,11 @@ def test_import_needs_only_anyio() -> None:
     """Block every optional dependency and import the core and its tools."""
     blocker = (
         "import sys\n"
+        "OPTIONAL = {'starlette', 'sse_starlette', 'uvicorn', 'httpx', 'fastapi', 'openai'}\n"
         "class Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        top = name.partition('.')[0]\n"
-        "        if top in {'starlette', 'sse_starlette', 'uvicorn', 'httpx', 'fastapi', 'openai'}:\n"
+        "        if top in OPTIONAL:\n"
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import streaming, streaming.testing, streaming.tracing, streaming.encoders\n"

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from itertools import count
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from streaming import StreamingResponse
@@ -15,7 +16,7 @@ from streaming.testing import StreamingClient
 async def endless() -> AsyncIterator[bytes]:
     for i in count():
         yield b"%d\n" % i
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
 
 
 async def test_reads_an_endless_stream_chunk_by_chunk() -> None:

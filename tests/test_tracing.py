@@ -62,7 +62,8 @@ async def test_middleware_keeps_the_app_exception_and_lets_it_propagate() -> Non
         ({"type": "http.response.body", "body": b"abc", "more_body": True},
          "http.response.body 3 B more_body=True 'abc'"),
         ({"type": "http.response.body", "body": b"", "more_body": False}, "http.response.body 0 B"),
-        ({"type": "http.response.body", "body": b"x" * 50}, f"http.response.body 50 B {'x' * 5!r}..."),
+        ({"type": "http.response.body", "body": b"x" * 50},
+         f"http.response.body 50 B {'x' * 5!r}..."),
         ({"type": "http.disconnect"}, "http.disconnect"),
     ],
 )
