@@ -7,12 +7,14 @@ layer (``streaming.compare``), and tools for people (``streaming.testing``,
 ``streaming.tracing``). ``import streaming`` needs only anyio.
 """
 
+from streaming.drain import Drain, DrainReport
 from streaming.driver import StreamPolicy
 from streaming.encoders import ServerSentEvent, SSEParser
 from streaming.exceptions import (
     ContentTypeError,
     HeaderValidationError,
     InvalidContentError,
+    MissingEventIdError,
     ResponseReusedError,
     SSEEncodingError,
     StreamingError,
@@ -21,15 +23,28 @@ from streaming.exceptions import (
     UnsupportedScopeError,
 )
 from streaming.outcome import EndReason, Outcome
-from streaming.responses import NDJSONResponse, ResponseHeaders, StreamingResponse
+from streaming.responses import (
+    EventSourceResponse,
+    NDJSONResponse,
+    ResponseHeaders,
+    StreamingResponse,
+)
+from streaming.resume import RESET_EVENT, Replay, ReplayBuffer, read_last_event_id
 
 __all__ = [
+    "RESET_EVENT",
     "ContentTypeError",
+    "Drain",
+    "DrainReport",
     "EndReason",
+    "EventSourceResponse",
     "HeaderValidationError",
     "InvalidContentError",
+    "MissingEventIdError",
     "NDJSONResponse",
     "Outcome",
+    "Replay",
+    "ReplayBuffer",
     "ResponseHeaders",
     "ResponseReusedError",
     "SSEEncodingError",
@@ -41,4 +56,5 @@ __all__ = [
     "StreamingResponse",
     "StreamingWarning",
     "UnsupportedScopeError",
+    "read_last_event_id",
 ]

@@ -82,3 +82,8 @@ class StreamingWarning(RuntimeWarning):
 class UnsupportedScopeError(StreamingError, RuntimeError):
     """Raised when a response is called with a non-HTTP ASGI scope (a websocket,
     say): streamed bodies are an HTTP feature."""
+
+
+class MissingEventIdError(StreamingError, ValueError):
+    """Raised by ``ReplayBuffer.append`` for an event without an ``id``: an
+    event that cannot be named cannot be resumed after."""

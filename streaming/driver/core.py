@@ -113,7 +113,8 @@ class Driver:
                 self._start_commit_timer(group)
                 if self._policy.ping_interval or self._policy.send_timeout:
                     group.start_soon(self._watch)
-                await self._pump(source)
+                if self._ended_by is None:  # a drain may have stopped it already
+                    await self._pump(source)
                 group.cancel_scope.cancel()
         finally:
             timed_out = await self._close(source)

@@ -2,6 +2,7 @@
 
 from streaming.responses.headers import ResponseHeaders
 from streaming.responses.ndjson import NDJSONResponse
+from streaming.responses.sse import EventSourceResponse
 from streaming.responses.stream import StreamingResponse
 
-__all__ = ["NDJSONResponse", "ResponseHeaders", "StreamingResponse"]
+__all__ = ["EventSourceResponse", "NDJSONResponse", "ResponseHeaders", "StreamingResponse"]

@@ -16,6 +16,7 @@ Where it deliberately differs from ``starlette.responses.StreamingResponse``:
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ import anyio
 
 from streaming._compat import ResponseBase
 from streaming._types import RawHeaders, Receive, Scope, Send
+from streaming.drain import Drain
 from streaming.driver import (
     ContentStream,
     Driver,
@@ -34,6 +36,8 @@ from streaming.encoders.text import encode_chunk
 from streaming.exceptions import InvalidContentError, ResponseReusedError, UnsupportedScopeError
 from streaming.outcome import EndReason, Outcome
 from streaming.responses.headers import ResponseHeaders, build_raw_headers
+
+logger = logging.getLogger("streaming")
 
 OutcomeCallback = Callable[[Outcome], Awaitable[None] | None]
 BackgroundTask = Callable[[], Awaitable[Any]]
@@ -61,14 +65,17 @@ class StreamingResponse(ResponseBase):
         *,
         commit_deadline: float | None = 1.0,
         cleanup_timeout: float = 5.0,
+        send_timeout: float | None = None,
+        drain: Drain | None = None,
         on_outcome: OutcomeCallback | None = None,
     ) -> None:
-        self.body_iterator = _check_content(content)
+        self.body_iterator = self._check_content(content)
         self.status_code = status_code
         if media_type is not None:
             self.media_type = media_type
         self.background = background
-        self.policy = StreamPolicy(commit_deadline, cleanup_timeout)
+        self.policy = StreamPolicy(commit_deadline, cleanup_timeout, None, send_timeout)
+        self.drain = drain
         self.on_outcome = on_outcome
         self.raw_headers: RawHeaders = build_raw_headers(headers, self.media_type, self.charset)
         self._outcome: Outcome | None = None
@@ -127,12 +134,30 @@ class StreamingResponse(ResponseBase):
         self._called = True
         if self._outcome_ready is None:
             self._outcome_ready = anyio.Event()
+        content = self._content_for(scope)
         driver = Driver(receive, send, self, self.status_code, self.raw_headers, self.policy)
         if scope.get("method") == "HEAD":
-            outcome = await driver.run_head(self.body_iterator)
+            outcome = await driver.run_head(content)
+        elif self.drain is None:
+            outcome = await driver.run(open_source(content))
         else:
-            outcome = await driver.run(open_source(self.body_iterator))
+            with self.drain.track(lambda final: self._stop_for_drain(driver, final)):
+                outcome = await driver.run(open_source(content))
         await self._finish(outcome)
+
+    def _content_for(self, scope: Scope) -> ContentStream:
+        """The producer to run for this request (a subclass may build it from
+        the request, as ``EventSourceResponse`` does with ``Last-Event-ID``)."""
+        return self.body_iterator
+
+    def _stop_for_drain(self, driver: Driver, final: object) -> None:
+        try:
+            last_words: bytes | None = bytes(self.encode(final))
+        except (TypeError, ValueError):
+            logger.warning("%s cannot encode the drain's final item %r; ending without it",
+                           type(self).__name__, final)
+            last_words = None
+        driver.stop(EndReason.DRAINED, last_words)
 
     async def _finish(self, outcome: Outcome) -> None:
         self._outcome = outcome
@@ -149,6 +174,11 @@ class StreamingResponse(ResponseBase):
             # response broke: the server logs it and closes the connection
             # without the terminating chunk, which the client detects.
             raise outcome.error
+
+
+    @staticmethod
+    def _check_content(content: object) -> ContentStream:
+        return _check_content(content)
 
 
 def _check_content(content: object) -> ContentStream:

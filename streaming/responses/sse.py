@@ -1,0 +1,143 @@
+"""``EventSourceResponse``: Server-Sent Events on the raw driver.
+
+Where it deliberately differs from ``sse_starlette.EventSourceResponse``:
+
+- nothing is patched at import time; shutdown is an explicit ``Drain`` handle,
+  and everything runs on asyncio and trio (anyio only);
+- keep-alive comments go out only after ``ping`` seconds of silence, through
+  the same send path (and send timeout) as events, not on a fixed timer;
+- a field the format cannot carry (a line break in ``event`` or ``id``) is an
+  ``SSEEncodingError``, never silently stripped; plain strings are sent as they
+  are; no ``Connection`` header (illegal over HTTP/2);
+- ``Last-Event-ID`` is validated and handed to the producer; ``retry`` rides on
+  the first event instead of a block of its own (a lone ``retry:`` block makes
+  some clients dispatch an empty event);
+- a producer error after the first event becomes an ``event: error`` before the
+  stream is cut; before it, a real HTTP error status with a JSON body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streaming._types import RawHeaders, Scope
+from streaming.drain import Drain
+from streaming.driver import ContentStream, StreamPolicy, describe_error
+from streaming.encoders.sse import ServerSentEvent, encode_comment, encode_event, encode_item
+from streaming.exceptions import SSEEncodingError
+from streaming.responses.stream import (
+    BackgroundTask,
+    OutcomeCallback,
+    StreamingResponse,
+    _check_content,
+    _error_headers,
+)
+from streaming.resume import read_last_event_id
+
+#: A producer factory: gets the validated ``Last-Event-ID`` (or ``None``).
+ResumableContent = Callable[[str | None], ContentStream]
+
+_SEPARATORS = ("\n", "\r\n", "\r")
+
+
+class EventSourceResponse(StreamingResponse):
+    """Stream items as ``text/event-stream``.
+
+    Items may be ``ServerSentEvent``, ``str`` (sent as ``data``), pre-encoded
+    ``bytes`` (untouched), or ``dict``/``list`` data when ``json_data=True``.
+    ``content`` may also be a callable taking the request's validated
+    ``Last-Event-ID`` and returning the producer, so a reconnecting client
+    resumes where it left off.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: ContentStream | ResumableContent,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+        *,
+        ping: float | None = 15.0,
+        send_timeout: float | None = 30.0,
+        retry: int | None = None,
+        sep: str = "\n",
+        json_data: bool = False,
+        error_event: str | None = "error",
+        commit_deadline: float | None = 1.0,
+        cleanup_timeout: float = 5.0,
+        drain: Drain | None = None,
+        on_outcome: OutcomeCallback | None = None,
+    ) -> None:
+        if sep not in _SEPARATORS:
+            raise SSEEncodingError(f"sep must be one of {_SEPARATORS!r}, not {sep!r}")
+        if retry is not None and (type(retry) is not int or retry < 0):
+            raise SSEEncodingError(f"retry must be a non-negative int (ms), not {retry!r}")
+        super().__init__(
+            content,  # type: ignore[arg-type]  # a factory is resolved per request
+            status_code, _sse_headers(headers), media_type, background,
+            commit_deadline=commit_deadline, cleanup_timeout=cleanup_timeout,
+            send_timeout=send_timeout, drain=drain, on_outcome=on_outcome,
+        )
+        self.policy = StreamPolicy(commit_deadline, cleanup_timeout, ping or None, send_timeout)
+        self.sep, self.json_data, self.retry = sep, json_data, retry
+        self.error_event = error_event
+        self.last_event_id: str | None = None
+
+    @staticmethod
+    def _check_content(content: object) -> Any:
+        # A factory is called with Last-Event-ID at request time, checked then.
+        return content if _is_factory(content) else _check_content(content)
+
+    def _content_for(self, scope: Scope) -> ContentStream:
+        content: Any = self.body_iterator
+        if not _is_factory(content):
+            return content  # type: ignore[no-any-return]
+        self.last_event_id = read_last_event_id(scope)
+        return _check_content(content(self.last_event_id))
+
+    # -- the format -------------------------------------------------------------
+
+    def encode(self, item: Any) -> bytes:
+        return encode_item(item, sep=self.sep, json_data=self.json_data)
+
+    def encode_first(self, item: Any) -> bytes:
+        body = self.encode(item)
+        if self.retry is None:
+            return body
+        return f"retry: {self.retry}{self.sep}".encode() + body
+
+    def keepalive(self) -> bytes:
+        return encode_comment("ping", self.sep)
+
+    def error_marker(self, error: BaseException) -> bytes | None:
+        if self.error_event is None:
+            return None
+        status, message = describe_error(error)
+        data = json.dumps({"status": status, "message": message}, ensure_ascii=False)
+        return encode_event(ServerSentEvent(data=data, event=self.error_event), sep=self.sep)
+
+    def error_response(self, status: int, error: BaseException) -> tuple[RawHeaders, bytes]:
+        _, message = describe_error(error)
+        body = json.dumps({"error": {"status": status, "message": message}},
+                          ensure_ascii=False).encode()
+        return _error_headers(error, b"application/json", body), body
+
+
+def _is_factory(content: object) -> bool:
+    iterable = hasattr(content, "__aiter__") or hasattr(content, "__iter__")
+    return callable(content) and not iterable
+
+
+def _sse_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The caller's headers over our defaults: no caching (WHATWG 9.2 advises
+    against caching event streams) and no proxy buffering (nginx honours
+    ``X-Accel-Buffering``), so events reach the client as they are sent."""
+    merged = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    given = {k.lower() for k in (headers or {})}
+    merged = {k: v for k, v in merged.items() if k.lower() not in given}
+    return {**merged, **(headers or {})}

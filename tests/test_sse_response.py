@@ -1,0 +1,374 @@
+"""EventSourceResponse through the in-process client: headers, items, keep-alive,
+slow clients, errors, Last-Event-ID, retry, HEAD and the drain."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import AsyncIterator
+from types import FrameType
+
+import anyio
+import pytest
+
+from streaming import (
+    Drain,
+    DrainReport,
+    EndReason,
+    EventSourceResponse,
+    ServerSentEvent,
+    SSEEncodingError,
+    SSEParser,
+    StreamRefused,
+)
+from streaming.testing import StreamingClient, TestResponse
+
+
+def parse(body: bytes, comments: bool = False) -> list[ServerSentEvent]:
+    parser = SSEParser(include_comments=comments)
+    return parser.feed(body) + parser.close()
+
+
+async def card6() -> AsyncIterator[object]:
+    """The tutorial's card 6: start, progress, complete."""
+    yield ServerSentEvent(event="start", data="开始")
+    yield ServerSentEvent(event="progress", data="50%")
+    yield ServerSentEvent(event="complete", data="完成")
+
+
+async def get(app: EventSourceResponse, **kwargs: object) -> TestResponse:
+    with anyio.fail_after(5):
+        return await StreamingClient(app, **kwargs).get("/")  # type: ignore[arg-type]
+
+
+async def test_headers() -> None:
+    response = await get(EventSourceResponse(card6()))
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert "connection" not in response.headers  # illegal over HTTP/2
+    assert "content-length" not in response.headers
+
+
+async def test_caller_headers_win() -> None:
+    app = EventSourceResponse(card6(), headers={"Cache-Control": "no-store", "X-Trace": "1"})
+    response = await get(app)
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-trace"] == "1"
+
+
+async def test_card6_events_and_bytes() -> None:
+    response = await get(EventSourceResponse(card6()))
+    assert response.body == ("event: start\ndata: 开始\n\n"
+                             "event: progress\ndata: 50%\n\n"
+                             "event: complete\ndata: 完成\n\n").encode()
+    assert [(e.event, e.data) for e in parse(response.body)] == [
+        ("start", "开始"), ("progress", "50%"), ("complete", "完成")]
+
+
+async def test_item_kinds() -> None:
+    async def produce() -> AsyncIterator[object]:
+        yield "plain string, not JSON-quoted"
+        yield b"data: pre-encoded\n\n"
+        yield {"tokens": 3}
+        yield ServerSentEvent(data=["a", "b"], event="list", id="7")
+
+    response = await get(EventSourceResponse(produce(), json_data=True))
+    events = parse(response.body)
+    assert [e.data for e in events] == [
+        "plain string, not JSON-quoted", "pre-encoded", '{"tokens":3}', '["a","b"]']
+    assert events[3].id == "7"
+
+
+async def test_dict_without_json_data_is_a_clear_error_status() -> None:
+    async def produce() -> AsyncIterator[object]:
+        yield {"needs": "json_data=True"}
+
+    response = await get(EventSourceResponse(produce()))
+    assert response.status_code == 500  # before the first event: a real status
+    assert response.headers["content-type"] == "application/json"
+
+
+async def test_newline_in_event_name_is_an_error_event_not_stripped() -> None:
+    async def produce() -> AsyncIterator[object]:
+        yield ServerSentEvent(data="ok")
+        yield ServerSentEvent(data="x", event="bad\nname")
+
+    app = EventSourceResponse(produce())
+    response = await get(app, raise_app_exceptions=False)
+    events = parse(response.body)
+    assert events[0].data == "ok"
+    assert events[1].event == "error"
+    assert json.loads(events[1].data) == {"status": 500, "message": "Internal Server Error"}
+    assert isinstance(response.app_exception, SSEEncodingError)
+    assert not response.complete  # cut after the error event
+
+
+async def test_error_before_first_event_is_a_json_status() -> None:
+    async def produce() -> AsyncIterator[object]:
+        raise StreamRefused(429, "too many streams", headers={"Retry-After": "2"})
+        yield ""
+
+    response = await get(EventSourceResponse(produce()))
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "2"
+    assert json.loads(response.body) == {"error": {"status": 429, "message": "too many streams"}}
+
+
+async def test_error_event_name_is_configurable_or_off() -> None:
+    async def produce() -> AsyncIterator[object]:
+        yield "one"
+        raise StreamRefused(503, "upstream gone")
+
+    named = await get(EventSourceResponse(produce(), error_event="failure"),
+                      raise_app_exceptions=False)
+    assert parse(named.body)[-1].event == "failure"
+    silent = await get(EventSourceResponse(produce(), error_event=None),
+                       raise_app_exceptions=False)
+    assert [e.data for e in parse(silent.body)] == ["one"]
+
+
+@pytest.mark.parametrize("sep", ["\n", "\r\n", "\r"])
+async def test_line_separator(sep: str) -> None:
+    response = await get(EventSourceResponse(card6(), sep=sep))
+    assert response.body.startswith(f"event: start{sep}data: 开始{sep}{sep}".encode())
+    assert len(parse(response.body)) == 3
+
+
+def test_bad_settings_are_refused_at_construction() -> None:
+    with pytest.raises(SSEEncodingError):
+        EventSourceResponse(card6(), sep="\n\n")
+    with pytest.raises(SSEEncodingError):
+        EventSourceResponse(card6(), retry=-1)
+
+
+async def test_retry_hint_rides_on_the_first_event() -> None:
+    response = await get(EventSourceResponse(card6(), retry=2500))
+    assert response.body.startswith(b"retry: 2500\nevent: start\n")
+    events = parse(response.body)
+    assert events[0].retry == 2500 and len(events) == 3
+
+
+async def test_head_answers_headers_only() -> None:
+    with anyio.fail_after(2):
+        response = await StreamingClient(EventSourceResponse(card6())).request("HEAD", "/")
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.body == b""
+
+
+# -- keep-alive and slow clients -------------------------------------------------
+
+
+async def test_pings_only_while_idle() -> None:
+    release = anyio.Event()
+
+    async def produce() -> AsyncIterator[object]:
+        yield "first"
+        await release.wait()
+        yield "after the pause"
+
+    app = EventSourceResponse(produce(), ping=0.02)
+    with anyio.fail_after(5):
+        async with StreamingClient(app).stream("GET", "/") as response:
+            chunks = response.iter_chunks()
+            assert await chunks.__anext__() == b"data: first\n\n"
+            assert await chunks.__anext__() == b":ping\n"  # idle: a comment, not an event
+            assert await chunks.__anext__() == b":ping\n"
+            release.set()
+            rest = b"".join([chunk async for chunk in chunks])
+    assert rest.endswith(b"data: after the pause\n\n")
+    assert [e.data for e in parse(response.body)] == ["first", "after the pause"]
+
+
+async def test_no_ping_while_events_flow_faster_than_the_interval() -> None:
+    async def produce() -> AsyncIterator[object]:
+        for i in range(20):
+            await anyio.sleep(0.005)
+            yield str(i)
+
+    response = await get(EventSourceResponse(produce(), ping=0.25))
+    assert b":ping" not in response.body
+
+
+async def test_ping_zero_disables_keepalive() -> None:
+    async def produce() -> AsyncIterator[object]:
+        yield "a"
+        await anyio.sleep(0.1)
+        yield "b"
+
+    response = await get(EventSourceResponse(produce(), ping=0))
+    assert b":ping" not in response.body
+
+
+async def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout() -> None:
+    closed = anyio.Event()
+
+    async def produce() -> AsyncIterator[object]:
+        try:
+            while True:
+                yield "x" * 100
+        finally:
+            closed.set()
+
+    app = EventSourceResponse(produce(), send_timeout=0.05, ping=None)
+    client = StreamingClient(app, buffer=4)  # the "socket" holds four messages
+    with anyio.fail_after(5):
+        async with client.stream("GET", "/") as response:
+            outcome = await app.wait_for_outcome()  # the test never reads
+    assert outcome.reason is EndReason.SEND_TIMEOUT
+    assert closed.is_set()
+    assert outcome.chunks_sent <= 5  # memory stayed bounded by the buffer
+    assert response.status_code == 200
+
+
+# -- Last-Event-ID -----------------------------------------------------------------
+
+
+def resumable(seen: list[str | None]):  # type: ignore[no-untyped-def]
+    def factory(last_event_id: str | None) -> AsyncIterator[object]:
+        seen.append(last_event_id)
+        start = int(last_event_id) + 1 if last_event_id and last_event_id.isdigit() else 0
+
+        async def produce() -> AsyncIterator[object]:
+            for i in range(start, start + 2):
+                yield ServerSentEvent(data=f"tick {i}", id=str(i))
+
+        return produce()
+
+    return factory
+
+
+@pytest.mark.parametrize(
+    ("header", "handed"),
+    [
+        (None, None),
+        ("41", "41"),
+        ("", None),
+        ("x" * 257, None),
+        ("id\x00with-nul", None),
+        ("tab\there", None),
+        ("ünïcode-ïd", "ünïcode-ïd"),
+    ],
+)
+async def test_last_event_id_is_validated_and_handed_to_the_producer(
+    header: str | None, handed: str | None
+) -> None:
+    seen: list[str | None] = []
+    app = EventSourceResponse(resumable(seen))
+    headers = {} if header is None else {"Last-Event-ID": header}
+    with anyio.fail_after(2):
+        response = await StreamingClient(_utf8_headers(app)).get("/", headers=headers)
+    assert response.status_code == 200  # never a 500, whatever the header holds
+    assert seen == [handed]
+    assert app.last_event_id == handed
+
+
+async def test_resume_continues_after_the_last_id() -> None:
+    seen: list[str | None] = []
+    with anyio.fail_after(2):
+        response = await StreamingClient(EventSourceResponse(resumable(seen))).get(
+            "/", headers={"Last-Event-ID": "41"})
+    assert [e.data for e in parse(response.body)] == ["tick 42", "tick 43"]
+
+
+def _utf8_headers(app: EventSourceResponse):  # type: ignore[no-untyped-def]
+    """The test client encodes headers as latin-1; a browser sends UTF-8 ids."""
+
+    async def wrapped(scope, receive, send):  # type: ignore[no-untyped-def]
+        scope["headers"] = [(k, v.decode("latin-1").encode("utf-8")) for k, v in scope["headers"]]
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+# -- drain ----------------------------------------------------------------------------
+
+
+async def test_drain_ends_every_stream_with_the_final_event() -> None:
+    drain = Drain(grace=2)
+    finals: list[str] = []
+    responses: list[TestResponse] = []
+    apps: list[EventSourceResponse] = []
+
+    async def endless(name: str) -> AsyncIterator[object]:
+        try:
+            yield ServerSentEvent(data=f"hello {name}", id="1")
+            await anyio.sleep_forever()
+        finally:
+            finals.append(name)
+
+    async def open_stream(name: str, ready: anyio.Event) -> None:
+        app = EventSourceResponse(endless(name), drain=drain)
+        apps.append(app)
+        async with StreamingClient(app).stream("GET", "/") as response:
+            async for _ in response.iter_chunks():
+                ready.set()
+            responses.append(response)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            for name in ("a", "b"):
+                ready = anyio.Event()
+                group.start_soon(open_stream, name, ready)
+                await ready.wait()
+            assert drain.open_streams == 2
+            report = await drain.drain()
+    assert report == DrainReport(drained=2, late=0)
+    assert sorted(finals) == ["a", "b"]
+    for response in responses:
+        events = parse(response.body)
+        assert events[-1].event == "shutdown"
+        assert response.complete  # ended cleanly, terminator included
+    assert {app.outcome.reason for app in apps if app.outcome} == {EndReason.DRAINED}
+
+
+async def test_a_stream_that_starts_while_draining_gets_the_final_event_at_once() -> None:
+    drain = Drain(final=ServerSentEvent(event="bye", data="come back later"))
+    await drain.drain()
+    started = False
+
+    async def produce() -> AsyncIterator[object]:
+        nonlocal started
+        started = True
+        yield "never"
+
+    response = await get(EventSourceResponse(produce(), drain=drain))
+    assert [e.event for e in parse(response.body)] == ["bye"]
+    assert not started
+
+
+async def test_drain_gives_up_after_the_grace_period() -> None:
+    drain = Drain(grace=0.05)
+
+    async def produce() -> AsyncIterator[object]:
+        yield "a"
+        await anyio.sleep_forever()
+
+    app = EventSourceResponse(produce(), drain=drain, send_timeout=None)
+    # buffer=1 and nobody reading: the final event cannot be delivered in time.
+    client = StreamingClient(app, buffer=1)
+    with anyio.fail_after(5):
+        async with client.stream("GET", "/"):
+            await anyio.wait_all_tasks_blocked()
+            report = await drain.drain()
+    assert report.late == 1
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
+async def test_watch_signals_drains_then_calls_the_previous_handler() -> None:
+    calls: list[int] = []
+
+    def previous(signum: int, frame: FrameType | None) -> None:
+        calls.append(signum)
+
+    old = signal.signal(signal.SIGUSR1, previous)
+    drain = Drain(grace=1)
+    try:
+        with anyio.fail_after(5):
+            async with drain.watch_signals((signal.SIGUSR1,)):
+                signal.raise_signal(signal.SIGUSR1)
+                assert await drain.wait_for_drain() == DrainReport(0, 0)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert calls == [signal.SIGUSR1]
+    assert signal.getsignal(signal.SIGUSR1) is old
