@@ -6,6 +6,7 @@ import logging
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any, Protocol
 
 import anyio
@@ -285,14 +286,19 @@ class Driver:
             self._warn_yield_after_disconnect()
 
     def _warn_yield_after_disconnect(self) -> None:
-        if not self._warned:
-            self._warned = True
-            warnings.warn(
-                "the producer yielded after the client disconnected (a yield inside "
-                "finally or except?); the chunk was dropped and the producer closed",
-                StreamingWarning,
-                stacklevel=2,
-            )
+        if self._warned:
+            return
+        self._warned = True
+        # Point the warning at the producer's own code, not at the driver.
+        code = _producer_code(self._source)
+        warnings.warn_explicit(
+            f"the producer {code.co_name if code else ''}() yielded after the client "
+            "disconnected (a yield inside finally or except?); the chunk was dropped "
+            "and the producer closed",
+            StreamingWarning,
+            code.co_filename if code else __file__,
+            code.co_firstlineno if code else 0,
+        )
 
     # -- keep-alive and slow clients ----------------------------------------
 
@@ -380,3 +386,10 @@ class Driver:
             self._error,
             cleanup_timed_out,
         )
+
+
+def _producer_code(source: object) -> CodeType | None:
+    if isinstance(source, ThreadedIterator):
+        source = source.iterator
+    code = getattr(source, "ag_code", None) or getattr(source, "gi_code", None)
+    return code if isinstance(code, CodeType) else None

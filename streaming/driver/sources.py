@@ -82,6 +82,11 @@ class ThreadedIterator:
         return self._closed.is_set()
 
     @property
+    def iterator(self) -> Iterator[Any]:
+        """The sync iterator being run in worker threads."""
+        return self._iterator
+
+    @property
     def running(self) -> bool:
         """True while a ``next()`` runs in a worker thread: the producer is busy."""
         return self._running
