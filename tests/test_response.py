@@ -395,3 +395,24 @@ async def test_websocket_scope_is_refused() -> None:
 
     with pytest.raises(UnsupportedScopeError):
         await StreamingResponse(letters())({"type": "websocket"}, never, ignore)
+
+
+async def test_an_oserror_from_the_producer_is_a_producer_error_not_a_disconnect() -> None:
+    async def produce() -> AsyncIterator[bytes]:
+        yield b"first"
+        raise FileNotFoundError("the export file vanished")
+
+    app = StreamingResponse(produce())
+    with anyio.fail_after(2), pytest.raises(FileNotFoundError):
+        await StreamingClient(app, spec_version="2.4").get("/")
+    assert app.outcome is not None and app.outcome.reason is EndReason.PRODUCER_ERROR
+
+
+async def test_an_oserror_before_the_first_chunk_is_a_500() -> None:
+    async def produce() -> AsyncIterator[bytes]:
+        raise ConnectionRefusedError("upstream down")
+        yield b""
+
+    with anyio.fail_after(2):
+        response = await StreamingClient(StreamingResponse(produce())).get("/")
+    assert response.status_code == 500

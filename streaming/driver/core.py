@@ -13,6 +13,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from streaming._types import Message, RawHeaders, Receive, Send
+from streaming.driver.batching import Batcher
 from streaming.driver.errors import status_for
 from streaming.driver.sources import _EXHAUSTED, ThreadedIterator, close_source, producer_busy
 from streaming.exceptions import ContentTypeError, StreamingWarning
@@ -43,12 +44,15 @@ class StreamPolicy:
     ``ping_interval``: send the format's keep-alive after this much silence.
     ``send_timeout``: a client that takes longer than this to accept one
     message is treated as gone (``EndReason.SEND_TIMEOUT``).
+    ``batch``: send all the chunks the producer has ready as one message
+    (``streaming/driver/batching.py``).
     """
 
     commit_deadline: float | None = 1.0
     cleanup_timeout: float = 5.0
     ping_interval: float | None = None
     send_timeout: float | None = None
+    batch: bool = False
 
 
 class StreamFormat(Protocol):
@@ -69,6 +73,12 @@ class StreamFormat(Protocol):
 
     def error_response(self, status: int, error: BaseException) -> tuple[RawHeaders, bytes]:
         """Return the headers and body of the error response sent before commit."""
+
+
+class _ClientGone(Exception):
+    """Internal: ``send()`` raised ``OSError`` (an ASGI 2.4 server's way to say
+    the client left). Kept apart from an ``OSError`` the producer raises, which
+    is a producer error like any other."""
 
 
 class Driver:
@@ -115,7 +125,7 @@ class Driver:
                 if self._policy.ping_interval or self._policy.send_timeout:
                     group.start_soon(self._watch)
                 if self._ended_by is None:  # a drain may have stopped it already
-                    await self._pump(source)
+                    await self._pump(source, group)
                 group.cancel_scope.cancel()
         finally:
             timed_out = await self._close(source)
@@ -201,13 +211,15 @@ class Driver:
 
     # -- the body -----------------------------------------------------------
 
-    async def _pump(self, source: AsyncIterator[Any]) -> None:
+    async def _pump(self, source: AsyncIterator[Any], group: anyio.abc.TaskGroup) -> None:
         try:
             if self._policy.commit_deadline == 0:  # Starlette's way: headers first
-                await self._commit(self._start)
-            await self._pump_chunks(source)
-        except OSError:
-            # An ASGI 2.4 server tells us the client left by raising from send().
+                await self._commit_before_first_chunk()
+            if self._policy.batch:
+                await self._pump_batches(source, group)
+            else:
+                await self._pump_chunks(source)
+        except _ClientGone:
             self._client_left()
         except ContentTypeError as exc:
             await self._fail(ContentTypeError(exc.chunk, self._chunks))
@@ -231,23 +243,61 @@ class Driver:
         else:
             body = self._fmt.encode_first(first)
             await self._commit_before_first_chunk()
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+            await self._send_body(body)
             self._chunks = 1
             async for item in source:
                 if self._ended_by is not None:
                     return self._drop_late_chunk()
-                await send({"type": "http.response.body", "body": encode(item), "more_body": True})
+                body = encode(item)
+                try:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                except OSError as exc:  # only send()'s OSError means the client left
+                    raise _ClientGone from exc
                 self._chunks += 1
                 if not self._chunks & _YIELD_MASK:
                     await checkpoint()
+        await self._finish_body()
+
+    async def _send_body(self, body: bytes | memoryview) -> None:
+        try:
+            await self._send({"type": "http.response.body", "body": body, "more_body": True})
+        except OSError as exc:  # an ASGI 2.4 server saying the client left
+            raise _ClientGone from exc
+
+    async def _finish_body(self) -> None:
         # Let a disconnect that already arrived be seen before calling the
         # response complete: a 2.3 server would drop the terminator silently.
         await checkpoint()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        try:
+            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError as exc:
+            raise _ClientGone from exc
         self._complete = True
 
+    async def _pump_batches(self, source: AsyncIterator[Any], group: anyio.abc.TaskGroup) -> None:
+        batcher = Batcher(self._fmt.encode_first, self._fmt.encode,
+                          lambda: self._ended_by is not None)
+        group.start_soon(batcher.produce, source)
+        batch = await batcher.take()
+        if batch is not None:
+            await self._commit_before_first_chunk()
+        while batch is not None:
+            await self._send_body(batch[0] if len(batch) == 1 else b"".join(batch))
+            self._chunks += len(batch)
+            batch = await batcher.take()
+        if batcher.late_chunk:
+            return self._drop_late_chunk()
+        if batcher.error is not None:
+            self._chunks = batcher.produced
+            raise batcher.error
+        await self._commit_before_first_chunk()
+        await self._finish_body()
+
     async def _commit_before_first_chunk(self) -> None:
-        await self._commit(self._start)
+        try:
+            await self._commit(self._start)
+        except OSError as exc:
+            raise _ClientGone from exc
         if self._timer is not None:
             self._timer.cancel()
 
@@ -255,16 +305,17 @@ class Driver:
         """Turn a producer error into an error status (before commit) or an
         in-band marker followed by a cut stream (after)."""
         self._error = error
-        if self._head == _PENDING:
-            await self._send_error_response(error)
-            return
-        await self._commit(self._start)  # wait out a commit already in flight
-        marker = self._fmt.error_marker(error)
-        if marker:
-            try:
-                await self._send({"type": "http.response.body", "body": marker, "more_body": True})
-            except OSError:
-                self._ended_by = EndReason.CLIENT_DISCONNECTED
+        try:
+            if self._head == _PENDING:
+                await self._send_error_response(error)
+                return
+            await self._commit(self._start)  # wait out a commit already in flight
+            marker = self._fmt.error_marker(error)
+            if marker:
+                await self._send({"type": "http.response.body", "body": marker,
+                                  "more_body": True})
+        except OSError:
+            self._ended_by = EndReason.CLIENT_DISCONNECTED
 
     async def _send_error_response(self, error: BaseException) -> None:
         status = status_for(error)
@@ -275,11 +326,8 @@ class Driver:
         await self._commit({"type": "http.response.start", "status": status, "headers": headers})
         if self._timer is not None:
             self._timer.cancel()
-        try:
-            await self._send({"type": "http.response.body", "body": body, "more_body": False})
-            self._complete = True
-        except OSError:
-            self._ended_by = EndReason.CLIENT_DISCONNECTED
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+        self._complete = True
 
     def _drop_late_chunk(self) -> None:
         if self._cancelled_mid_await:

@@ -68,6 +68,7 @@ class EventSourceResponse(StreamingResponse):
         sep: str = "\n",
         json_data: bool = False,
         error_event: str | None = "error",
+        batch: bool = False,
         commit_deadline: float | None = 1.0,
         cleanup_timeout: float = 5.0,
         drain: Drain | None = None,
@@ -81,9 +82,10 @@ class EventSourceResponse(StreamingResponse):
             content,  # type: ignore[arg-type]  # a factory is resolved per request
             status_code, _sse_headers(headers), media_type, background,
             commit_deadline=commit_deadline, cleanup_timeout=cleanup_timeout,
-            send_timeout=send_timeout, drain=drain, on_outcome=on_outcome,
+            send_timeout=send_timeout, batch=batch, drain=drain, on_outcome=on_outcome,
         )
-        self.policy = StreamPolicy(commit_deadline, cleanup_timeout, ping or None, send_timeout)
+        self.policy = StreamPolicy(commit_deadline, cleanup_timeout, ping or None, send_timeout,
+                                   batch)
         self.sep, self.json_data, self.retry = sep, json_data, retry
         self.error_event = error_event
         self.last_event_id: str | None = None

@@ -66,6 +66,7 @@ class StreamingResponse(ResponseBase):
         commit_deadline: float | None = 1.0,
         cleanup_timeout: float = 5.0,
         send_timeout: float | None = None,
+        batch: bool = False,
         drain: Drain | None = None,
         on_outcome: OutcomeCallback | None = None,
     ) -> None:
@@ -74,7 +75,7 @@ class StreamingResponse(ResponseBase):
         if media_type is not None:
             self.media_type = media_type
         self.background = background
-        self.policy = StreamPolicy(commit_deadline, cleanup_timeout, None, send_timeout)
+        self.policy = StreamPolicy(commit_deadline, cleanup_timeout, None, send_timeout, batch)
         self.drain = drain
         self.on_outcome = on_outcome
         self.raw_headers: RawHeaders = build_raw_headers(headers, self.media_type, self.charset)
