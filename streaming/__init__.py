@@ -21,6 +21,7 @@ from streaming.exceptions import (
     StreamingWarning,
     StreamRefused,
     UnsupportedScopeError,
+    WireFormatError,
 )
 from streaming.outcome import EndReason, Outcome
 from streaming.responses import (
@@ -56,5 +57,6 @@ __all__ = [
     "StreamingResponse",
     "StreamingWarning",
     "UnsupportedScopeError",
+    "WireFormatError",
     "read_last_event_id",
 ]

@@ -87,3 +87,54 @@ class UnsupportedScopeError(StreamingError, RuntimeError):
 class MissingEventIdError(StreamingError, ValueError):
     """Raised by ``ReplayBuffer.append`` for an event without an ``id``: an
     event that cannot be named cannot be resumed after."""
+
+
+class UpstreamError(StreamingError):
+    """Raised by the OpenAI-compatible relay's producer
+    (``streaming.integrations.openai_relay``) when the upstream model API fails:
+    an error status, a refused or dropped connection, a timeout, or an error
+    object sent inside the stream. Before the first token the driver turns it
+    into the reader's HTTP status (``status_code``, ``headers`` such as
+    ``Retry-After``, and ``body()`` as the JSON error); after it, into an in-band
+    error in the stream's own format.
+
+    ``message``, ``type``, ``param`` and ``code`` are the fields of the OpenAI
+    API's error object, so a relay in front of an OpenAI client can pass them on
+    unchanged."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        type: str = "upstream_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if not 400 <= status_code <= 599:
+            raise ValueError(f"UpstreamError needs a 4xx or 5xx status, not {status_code}")
+        self.status_code = status_code
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+        super().__init__(f"{status_code} {message}")
+
+    @property
+    def detail(self) -> str:
+        """What the driver tells the reader (the upstream's own message)."""
+        return self.message
+
+    def body(self) -> dict[str, dict[str, str | None]]:
+        """The OpenAI API's error shape: ``{"error": {message, type, param, code}}``."""
+        return {"error": {"message": self.message, "type": self.type,
+                          "param": self.param, "code": self.code}}
+
+
+class WireFormatError(StreamingError, ValueError):
+    """Raised by ``streaming.tracing.wire.WireDecoder.feed`` (the ``python -m
+    streaming wire`` viewer) when the bytes are not a valid HTTP/1.1 response: a
+    bad status line or size line, chunk data not followed by CRLF, a line or
+    chunk past the decoder's bounds."""

@@ -28,19 +28,13 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.abc
 
-from streaming.exceptions import StreamingError
+from streaming.exceptions import WireFormatError
 
 #: Bounds on what the decoder holds while waiting for a line or a chunk to
 #: complete, so a broken or hostile server cannot make the viewer grow forever.
 MAX_LINE = 8 * 1024
 MAX_HEAD = 64 * 1024
 MAX_CHUNK = 64 * 1024 * 1024
-
-
-class WireFormatError(StreamingError, ValueError):
-    """Raised by ``WireDecoder.feed`` when the bytes are not a valid HTTP/1.1
-    response (a bad status line or size line, chunk data not followed by CRLF,
-    a line or chunk past the decoder's bounds)."""
 
 
 @dataclass(frozen=True, slots=True)
