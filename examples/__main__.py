@@ -11,6 +11,7 @@ import uvicorn
 
 from examples.app import build_demo_app
 from examples.scenario1 import EXTRA_ENDPOINTS, LAYERS, TUTORIAL_ENDPOINTS
+from streaming import Drain
 
 
 def banner(base_url: str) -> str:
@@ -23,10 +24,14 @@ def banner(base_url: str) -> str:
     lines += ["", "The same producers on each layer: "
               + ", ".join(f"{base_url}/{layer}/..." for layer in LAYERS),
               f"Browser page (fetch + ReadableStream): {base_url}/page/stream",
+              f"Server-Sent Events (ours, Starlette, sse-starlette): {base_url}/sse/ours/progress",
+              f"EventSource page (ticker that resumes): {base_url}/page/events",
+              f"LLM chat (local OpenAI-compatible model, no key): {base_url}/chat",
               "", "Try with curl (-N turns off curl's output buffering):",
               f"  curl -N {base_url}/simple",
               f"  curl -N {base_url}/json/5",
               f"  curl -N {base_url}/starlette/simple",
+              f"  curl -N {base_url}/sse/ours/progress",
               f"  curl -i {base_url}/parameterized/-1      # 422",
               "See the chunked framing on the wire:",
               f"  python -m streaming wire {base_url}/simple",
@@ -44,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="multiply every built-in delay (0.1 = ten times faster)")
     args = parser.parse_args(argv)
     print(banner(f"http://{args.host}:{args.port}"), flush=True)
-    uvicorn.run(build_demo_app(scale=args.scale), host=args.host, port=args.port)
+    # The drain ends open event streams with a "shutdown" event on Ctrl+C or
+    # SIGTERM; uvicorn's graceful timeout must outlast the drain's grace.
+    app = build_demo_app(scale=args.scale, drain=Drain(grace=3.0))
+    uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=5)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ The producers are the tutorial's code with three changes, each for a reason:
   ran. Branches not in the tutorial only observe and re-raise.
 
 ``build_app(layer)`` serves them through ``streaming.StreamingResponse``
-(``"raw"``) or ``starlette.responses.StreamingResponse`` (``"starlette"``), both
-routed by plain Starlette: the response class is the only difference.
+(``"raw"``) or ``starlette.responses.StreamingResponse`` (``"starlette"``, taken
+from the comparison layer ``streaming.compare.starlette_layer``), both routed
+by plain Starlette: the response class is the only difference.
 ``app`` is the raw variant at the tutorial's full delays.
 """
 
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import anyio
-import starlette.responses
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import streaming
+from streaming.compare.starlette_layer import starlette_response
 
 Layer = Literal["raw", "starlette"]
 LAYERS: tuple[Layer, ...] = ("raw", "starlette")
@@ -278,8 +279,8 @@ def stream_response(layer: Layer, content: Content, *, media_type: str = "text/p
                                           background=background)
         # Typed as Starlette's Response only when Starlette is installed (it is here).
         return raw  # type: ignore[return-value]
-    return starlette.responses.StreamingResponse(content, headers=headers,
-                                                 media_type=media_type, background=background)
+    return starlette_response(content, headers=headers, media_type=media_type,
+                              background=background)
 
 
 @dataclass(frozen=True, slots=True)

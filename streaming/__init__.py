@@ -21,6 +21,7 @@ from streaming.exceptions import (
     StreamingWarning,
     StreamRefused,
     UnsupportedScopeError,
+    UpstreamError,
     WireFormatError,
 )
 from streaming.outcome import EndReason, Outcome
@@ -57,6 +58,7 @@ __all__ = [
     "StreamingResponse",
     "StreamingWarning",
     "UnsupportedScopeError",
+    "UpstreamError",
     "WireFormatError",
     "read_last_event_id",
 ]

@@ -16,19 +16,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from examples.app import build_demo_app
 from examples.client import Arrival, read_stream
+from tests.browser import chromium
 from tests.servers import ROOT, UvicornThread
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 #: /simple's ten lines 0.1 s apart (the tutorial's 0.5 s x 0.2): a whole
 #: stream takes one second, and "incremental" is still unmistakable.
@@ -82,28 +76,22 @@ def test_curl_sees_simple_arrive_line_by_line(server: UvicornThread, prefix: str
 
 
 def test_chromium_page_shows_the_text_as_it_arrives(server: UvicornThread) -> None:
-    assert CHROMIUM.exists(), "Debian's chromium is not installed (.ci/run installs it)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=CHROMIUM_ARGS)
-        try:
-            # Both layers' pages stream at the same time; each is then checked.
-            pages = []
-            for src in ("/simple", "/starlette/simple"):
-                page = browser.new_page()
-                page.goto(f"{server.url}/page/stream?src={src}", timeout=10_000)
-                pages.append(page)
-            for page in pages:
-                page.wait_for_function("!['loading', 'streaming']"
-                                       ".includes(document.body.dataset.state)",
-                                       timeout=15_000)
-                assert page.evaluate("document.body.dataset.state") == "done"
-                assert page.text_content("#output") == SIMPLE
-                log = page.evaluate("window.streamLog")
-                check_arrivals([entry["ms"] / 1000 for entry in log],
-                               "".join(entry["text"] for entry in log))
-        finally:
-            browser.close()
+    with chromium() as browser:
+        # Both layers' pages stream at the same time; each is then checked.
+        pages = []
+        for src in ("/simple", "/starlette/simple"):
+            page = browser.new_page()
+            page.goto(f"{server.url}/page/stream?src={src}", timeout=10_000)
+            pages.append(page)
+        for page in pages:
+            page.wait_for_function("!['loading', 'streaming']"
+                                   ".includes(document.body.dataset.state)",
+                                   timeout=15_000)
+            assert page.evaluate("document.body.dataset.state") == "done"
+            assert page.text_content("#output") == SIMPLE
+            log = page.evaluate("window.streamLog")
+            check_arrivals([entry["ms"] / 1000 for entry in log],
+                           "".join(entry["text"] for entry in log))
 
 
 def check_arrivals(times: list[float], text: str) -> None:

@@ -63,7 +63,7 @@ class TestResponse:
         failed before sending one."""
         if self.status_code is not None:
             return
-        async for message in self._messages():
+        while (message := await self._next_message()) is not None:
             if message["type"] == "http.response.start":
                 self.status_code = message["status"]
                 self.raw_headers = list(message.get("headers", []))
@@ -73,31 +73,36 @@ class TestResponse:
             raise self.app_exception
         raise RuntimeError("the app returned without starting a response")
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        """Yield each non-empty body chunk as the app sends it, until the body
-        ends, the client disconnects (``disconnect_after``), or the app returns."""
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        """Iterate over each non-empty body chunk as the app sends it, until the
+        body ends, the client disconnects (``disconnect_after``), or the app
+        returns. Breaking out early is fine: nothing is left to clean up."""
+        return _Chunks(self)
+
+    async def next_chunk(self) -> bytes | None:
+        """The next non-empty body chunk, or ``None`` at the end of the body."""
         await self.wait_for_start()
-        if self._disconnect_after == 0:
-            await self.disconnect()
-            return
-        async for message in self._messages():
+        if self.complete or len(self.chunks) == self._disconnect_after:
+            if not self.complete and not self.disconnected:
+                await self.disconnect()
+            return None
+        while (message := await self._next_message()) is not None:
             body = bytes(message.get("body", b""))
-            if body:
-                self.chunks.append(body)
-                yield body
-                if len(self.chunks) == self._disconnect_after:
-                    await self.disconnect()
-                    return
             if not message.get("more_body", False):
                 self.complete = True
-                return
+            if body:
+                self.chunks.append(body)
+                return body
+            if self.complete:
+                return None
+        return None
 
-    async def _messages(self) -> AsyncIterator[Message]:
+    async def _next_message(self) -> Message | None:
+        """The app's next message, or ``None`` once it is done or we left."""
         try:
-            async for message in self._exchange.from_app:
-                yield message
-        except anyio.ClosedResourceError:
-            return  # we disconnected
+            return await self._exchange.from_app.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return None
 
     async def read(self) -> bytes:
         """Read to the end of the body and return all of it."""
@@ -114,6 +119,23 @@ class TestResponse:
     async def wait_for_app(self) -> None:
         """Wait until the app has returned (or raised)."""
         await self._exchange.app_done.wait()
+
+
+class _Chunks:
+    """The iterator ``TestResponse.iter_chunks`` returns (a class, not an async
+    generator, so a test may break out of it without a finalizer warning)."""
+
+    def __init__(self, response: TestResponse) -> None:
+        self._response = response
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._response.next_chunk()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
 
 
 class _Exchange:
@@ -243,6 +265,7 @@ class StreamingClient:
                     exchange.leave()
                 with anyio.CancelScope(shield=True):
                     await exchange.app_done.wait()
+                exchange.from_app.close()
         if test_error is not None:
             raise test_error
         error = exchange.trace.exception

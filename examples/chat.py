@@ -1,0 +1,214 @@
+"""Scenario 3: stream an LLM's answer to a browser, token by token (card 7), and
+save the finished transcript afterwards in a background task (card 10).
+
+Routes (``ChatDemo.routes()``, mounted by ``examples.app``):
+
+* ``GET /chat``: the chat page (``examples.chat_page``);
+* ``POST /chat/stream``: ``{"prompt": "..."}`` in, Server-Sent Events out
+  (``delta``, ``usage``, ``done``; ``error`` if the upstream fails mid-way),
+  relayed by ``streaming.integrations.ChatRelay``;
+* ``POST /chat/ndjson``: the same as NDJSON lines;
+* ``GET /chat/transcripts``: what the background task saved;
+* ``POST /proxy/v1/chat/completions``: the relay as an OpenAI-compatible proxy
+  (point any OpenAI client at ``http://HOST/proxy/v1``), only in front of the
+  local model;
+* ``/v1/...``: ``LocalOpenAI``, the local model server, the relay's upstream.
+
+The relay reaches the upstream over real HTTP, by default this very server's
+``/v1`` (so the demo needs one process and no API key). Set ``OPENAI_BASE_URL``
+and ``OPENAI_API_KEY`` (and ``CHAT_MODEL``) to relay a real API instead: the
+relay code does not change.
+
+Card 10's contrast: the reader needs every token, so the answer streams; the
+transcript is only needed once the answer is whole, so it is saved by
+``background=``, which the response runs after the last byte went out, and
+never when the reader left (Stop) or the upstream failed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from examples.chat_page import chat_page
+from streaming import EndReason, Outcome, StreamingResponse
+from streaming.integrations import ChatRelay, LocalOpenAI, RelayMode, RelayResult
+
+#: Longest prompt the page may send: the relay forwards it to a paid API.
+MAX_PROMPT = 4000
+LOCAL_MODEL = "local-echo"
+
+#: Our responses are Starlette responses at run time, but not to the type checker.
+Answer = Response | StreamingResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    prompt: str
+    answer: str
+    finish_reason: str | None
+    usage: Mapping[str, Any] | None
+
+
+class Transcripts:
+    """Saved transcripts, and why the others were not saved. Thread-safe: the
+    demo's server thread writes, a test thread waits."""
+
+    def __init__(self) -> None:
+        self.saved: list[Transcript] = []
+        self.discarded: list[tuple[str, EndReason]] = []
+        self._changed = threading.Condition()
+
+    def save(self, transcript: Transcript) -> None:
+        with self._changed:
+            self.saved.append(transcript)
+            self._changed.notify_all()
+
+    def discard(self, prompt: str, reason: EndReason) -> None:
+        with self._changed:
+            self.discarded.append((prompt, reason))
+            self._changed.notify_all()
+
+    def wait_for_count(self, saved: int, discarded: int, timeout: float) -> None:
+        """Block until at least that many were saved and discarded."""
+        with self._changed:
+            if not self._changed.wait_for(
+                    lambda: len(self.saved) >= saved and len(self.discarded) >= discarded,
+                    timeout):
+                raise TimeoutError(f"not {saved} saved and {discarded} discarded "
+                                   f"within {timeout} s")
+
+
+class ChatDemo:
+    """The chat demo's state: the local model server, one relay per upstream
+    URL (built on first use, in the serving event loop), the transcripts.
+
+    ``upstream_url`` ``None`` means this server's own ``/v1``. ``scale``
+    multiplies the local server's prefill (0.4 s) and per-token (60 ms) delays.
+    """
+
+    def __init__(self, *, scale: float = 1.0, upstream_url: str | None = None,
+                 api_key: str | None = None, model: str | None = None) -> None:
+        self.local = LocalOpenAI(model=LOCAL_MODEL, prefill_delay=0.4 * scale,
+                                 token_delay=0.06 * scale)
+        self.upstream_url = upstream_url
+        self.api_key = api_key
+        self.model = model or (LOCAL_MODEL if upstream_url is None else "gpt-4o-mini")
+        self.transcripts = Transcripts()
+        self._relays: dict[str, ChatRelay] = {}
+
+    @classmethod
+    def from_env(cls, *, scale: float = 1.0) -> ChatDemo:
+        """The local upstream, unless ``OPENAI_BASE_URL`` names another."""
+        return cls(scale=scale, upstream_url=os.environ.get("OPENAI_BASE_URL") or None,
+                   api_key=os.environ.get("OPENAI_API_KEY"),
+                   model=os.environ.get("CHAT_MODEL"))
+
+    def routes(self) -> list[BaseRoute]:
+        routes: list[BaseRoute] = [
+            Route("/chat", self.page, methods=["GET"]),
+            Route("/chat/stream", self.stream, methods=["POST"], name="chat_stream"),
+            Route("/chat/ndjson", self.stream_ndjson, methods=["POST"]),
+            Route("/chat/transcripts", self.saved, methods=["GET"]),
+            Mount("/v1", app=self.local),
+        ]
+        if self.upstream_url is None:
+            # Only in front of the local model: in front of a real API the
+            # proxy would lend the operator's key to anyone who reaches it.
+            routes.append(Route("/proxy/v1/chat/completions", self.proxy, methods=["POST"]))
+        return routes
+
+    def relay_for(self, request: Request) -> ChatRelay:
+        url = self.upstream_url or _own_url(request) + "/v1"
+        if url not in self._relays:
+            # The local model gets a dummy key: the real one never leaves for it.
+            key = self.api_key if self.upstream_url is not None else "local"
+            self._relays[url] = ChatRelay(base_url=url, api_key=key, model=self.model,
+                                          first_token_timeout=30, inactivity_timeout=15)
+        return self._relays[url]
+
+    async def aclose(self) -> None:
+        for relay in self._relays.values():
+            await relay.aclose()
+
+    # -- endpoints --------------------------------------------------------------
+
+    async def page(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(chat_page(str(request.url_for("chat_stream").path)))
+
+    async def stream(self, request: Request) -> Answer:
+        return await self._answer(request, "sse")
+
+    async def stream_ndjson(self, request: Request) -> Answer:
+        return await self._answer(request, "ndjson")
+
+    async def _answer(self, request: Request, mode: RelayMode) -> Answer:
+        prompt = await _read_prompt(request)
+        if prompt is None:
+            return _bad_request(f'send {{"prompt": "..."}}, at most {MAX_PROMPT} characters')
+        body = {"messages": [{"role": "user", "content": prompt}]}
+
+        async def save(result: RelayResult) -> None:
+            # Runs after the last byte went out: the reader is not kept waiting.
+            self.transcripts.save(Transcript(prompt, result.text, result.finish_reason,
+                                             result.usage))
+
+        def unless_saved(outcome: Outcome) -> None:
+            if outcome.reason is not EndReason.COMPLETED:
+                self.transcripts.discard(prompt, outcome.reason)
+
+        return self.relay_for(request).respond(body, mode, background=save,
+                                               on_outcome=unless_saved)
+
+    async def saved(self, request: Request) -> JSONResponse:
+        return JSONResponse({
+            "saved": [{"prompt": t.prompt, "answer": t.answer, "finish_reason": t.finish_reason,
+                       "usage": t.usage} for t in self.transcripts.saved],
+            "discarded": [{"prompt": p, "reason": r.value} for p, r in self.transcripts.discarded],
+        })
+
+    async def proxy(self, request: Request) -> Answer:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _bad_request("the body must be a JSON object")
+        return self.relay_for(request).respond(body, "openai")
+
+
+def _own_url(request: Request) -> str:
+    """This server's URL from the socket it accepted the request on (ASGI
+    ``server``), never from the ``Host`` header, which the client chooses: a
+    forged one would otherwise send the relay's requests to any host."""
+    host, port = request.scope.get("server") or ("127.0.0.1", 8000)
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}{request.scope.get('root_path', '')}"
+
+
+async def _read_prompt(request: Request) -> str | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    prompt = body.get("prompt") if isinstance(body, dict) else None
+    if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > MAX_PROMPT:
+        return None
+    return prompt
+
+
+def _bad_request(message: str) -> JSONResponse:
+    error = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+    return JSONResponse({"error": error}, status_code=400)
+
+
+def chat_routes(*, scale: float = 1.0) -> list[BaseRoute]:
+    """The chat demo's routes, upstream from the environment (local by default)."""
+    return ChatDemo.from_env(scale=scale).routes()
