@@ -7,6 +7,7 @@ import json
 import pytest
 
 from streaming.encoders import encode_chunk, encode_ndjson_error, encode_ndjson_line
+from streaming.encoders.ndjson import ndjson_encoder
 from streaming.exceptions import ContentTypeError
 
 
@@ -61,7 +62,7 @@ def test_ndjson_lines(item: object, expected: bytes) -> None:
 
 
 def test_ndjson_default_serialises_unknown_types() -> None:
-    assert encode_ndjson_line({"x": {1, 2}}, default=sorted) == b'{"x":[1,2]}\n'
+    assert ndjson_encoder(default=sorted)({"x": {1, 2}}) == b'{"x":[1,2]}\n'
 
 
 def test_ndjson_unserialisable_item_names_the_type() -> None:

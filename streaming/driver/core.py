@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any, Protocol
@@ -27,9 +28,8 @@ _PENDING, _SENDING, _SENT = 0, 1, 2
 #: Yield to the event loop once every 64 chunks (see ``Driver._pump_chunks``).
 _YIELD_MASK = 63
 
-#: The watchdog looks this many times per interval, so a ping or a send timeout
-#: fires at most a quarter of its interval late.
-_WATCH_STEPS = 4
+#: A timer that fires this early still counts as due (clock granularity).
+_TIMER_SLACK = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,32 @@ class _ClientGone(Exception):
 class Driver:
     """Runs one response: commit, pump, race the listener, close the producer."""
 
+    # Slots: thousands of idle streams each hold one driver.
+    __slots__ = (
+        "_cancelled_mid_await",
+        "_chunks",
+        "_commit_due",
+        "_complete",
+        "_ended_by",
+        "_error",
+        "_final",
+        "_first_at",
+        "_fmt",
+        "_head",
+        "_head_sent",
+        "_look_due",
+        "_policy",
+        "_quiet_since",
+        "_receive",
+        "_scope",
+        "_seen",
+        "_send",
+        "_source",
+        "_start",
+        "_warned",
+        "status",
+    )
+
     def __init__(
         self,
         receive: Receive,
@@ -99,8 +125,9 @@ class Driver:
         self._start: Message = {"type": "http.response.start", "status": status, "headers": headers}
         self._policy = policy
         self._head = _PENDING
-        self._head_sent: anyio.Event
-        self._timer: anyio.CancelScope | None = None
+        self._head_sent: anyio.Event | None = None
+        self._commit_due = self._look_due = self._quiet_since = self._first_at = math.inf
+        self._seen = 0
         self._scope: anyio.CancelScope | None = None
         self._source: object = None
         self._ended_by: EndReason | None = None  # set by whoever stops the stream early
@@ -116,16 +143,20 @@ class Driver:
         """Stream ``source`` to the client and return how it ended."""
         started = anyio.current_time()
         self._source = source
-        self._head_sent = anyio.Event()  # made here: an Event needs a running loop
+        self._start_timers(started)
         try:
             async with anyio.create_task_group() as group:
                 self._scope = group.cancel_scope
-                group.start_soon(self._wait_for_disconnect)
-                self._start_commit_timer(group)
-                if self._policy.ping_interval or self._policy.send_timeout:
-                    group.start_soon(self._watch)
-                if self._ended_by is None:  # a drain may have stopped it already
-                    await self._pump(source, group)
+                group.start_soon(self._listen)
+                try:  # here, not in a helper: one coroutine frame less per stream
+                    if self._ended_by is None:  # a drain may have stopped it already
+                        await self._pump(source, group)
+                except _ClientGone:
+                    self._client_left()
+                except ContentTypeError as exc:
+                    await self._fail(ContentTypeError(exc.chunk, self._chunks))
+                except Exception as exc:
+                    await self._fail(exc)
                 group.cancel_scope.cancel()
         finally:
             timed_out = await self._close(source)
@@ -137,7 +168,6 @@ class Driver:
         """Answer a HEAD request: headers, an empty body, and the producer closed
         before it ever ran."""
         started = anyio.current_time()
-        self._head_sent = anyio.Event()
         try:
             await self._send(self._start)
             await self._send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -165,13 +195,30 @@ class Driver:
 
     # -- the race -----------------------------------------------------------
 
-    async def _wait_for_disconnect(self) -> None:
-        # Request body messages are drained and dropped: a streaming response
-        # does not read the request body (read it before returning the response).
+    async def _listen(self) -> None:
+        """The side task: wait for ``http.disconnect`` and, between messages,
+        fire the timers that are due (commit deadline, keep-alive, send
+        timeout). One child task per response, as in a hand-written loop.
+
+        Cancelling ``receive()`` at a timer loses nothing: servers hold
+        messages until they are received (uvicorn waits on an event), and
+        Starlette's ``Request.is_disconnected`` relies on the same. Request body
+        messages are drained and dropped: a streaming response does not read
+        the request body (read it before returning the response)."""
         receive = self._receive
         try:
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            while True:
+                due = self._next_due()
+                if due == math.inf:
+                    message = await receive()
+                else:
+                    with anyio.CancelScope(deadline=due) as timer:
+                        message = await receive()
+                    if timer.cancelled_caught:
+                        await self._fire_timers()
+                        continue
+                if message["type"] == "http.disconnect":
+                    break
         except OSError:
             pass
         self._client_left()
@@ -180,51 +227,51 @@ class Driver:
         # Servers also report a disconnect once the response is complete: ignored.
         self.stop(EndReason.CLIENT_DISCONNECTED)
 
-    def _start_commit_timer(self, group: anyio.abc.TaskGroup) -> None:
+    def _start_timers(self, now: float) -> None:
         deadline = self._policy.commit_deadline
-        if deadline:
-            self._timer = anyio.CancelScope()
-            group.start_soon(self._commit_at, deadline)
+        self._commit_due = now + deadline if deadline else math.inf
+        ping, limit = self._policy.ping_interval, self._policy.send_timeout
+        self._quiet_since = now
+        self._look_due = now + min(ping or math.inf, (limit or math.inf) / 2)
 
-    async def _commit_at(self, delay: float) -> None:
-        assert self._timer is not None
-        with self._timer:
-            await anyio.sleep(delay)
-        if not self._timer.cancelled_caught:
-            try:
+    def _next_due(self) -> float:
+        if self._head == _PENDING:
+            return min(self._commit_due, self._look_due)
+        return self._look_due
+
+    async def _fire_timers(self) -> None:
+        now = anyio.current_time()
+        try:
+            if self._head == _PENDING and now >= self._commit_due:
                 await self._commit(self._start)
-            except OSError:
-                self._client_left()
+            if now >= self._look_due:
+                await self._look(now)
+        except OSError:
+            self._client_left()
 
     async def _commit(self, start: Message) -> None:
         """Send the response start exactly once, whoever asks first."""
         if self._head == _SENT:
             return
         if self._head == _SENDING:
+            if self._head_sent is None:  # made only when someone has to wait
+                self._head_sent = anyio.Event()
             await self._head_sent.wait()
             return
         self._head = _SENDING
         self.status = start["status"]
         await self._send(start)
         self._head = _SENT
-        self._head_sent.set()
+        if self._head_sent is not None:
+            self._head_sent.set()
 
     # -- the body -----------------------------------------------------------
 
-    async def _pump(self, source: AsyncIterator[Any], group: anyio.abc.TaskGroup) -> None:
-        try:
-            if self._policy.commit_deadline == 0:  # Starlette's way: headers first
-                await self._commit_before_first_chunk()
-            if self._policy.batch:
-                await self._pump_batches(source, group)
-            else:
-                await self._pump_chunks(source)
-        except _ClientGone:
-            self._client_left()
-        except ContentTypeError as exc:
-            await self._fail(ContentTypeError(exc.chunk, self._chunks))
-        except Exception as exc:
-            await self._fail(exc)
+    def _pump(self, source: AsyncIterator[Any], group: anyio.abc.TaskGroup) -> Awaitable[None]:
+        # A plain def returning the coroutine: no frame of its own while it runs.
+        if self._policy.batch:
+            return self._pump_batches(source, group)
+        return self._pump_chunks(source)
 
     async def _pump_chunks(self, source: AsyncIterator[Any]) -> None:
         # The first chunk is special (it commits the headers); the loop after it
@@ -235,6 +282,8 @@ class Driver:
         # the disconnect listener, or any other connection, run.
         encode = self._fmt.encode
         send = self._send
+        if self._policy.commit_deadline == 0:  # Starlette's way: headers first
+            await self._commit_before_first_chunk()
         first = await anext(source, _EXHAUSTED)
         if self._ended_by is not None:
             return self._drop_late_chunk()
@@ -244,6 +293,7 @@ class Driver:
             body = self._fmt.encode_first(first)
             await self._commit_before_first_chunk()
             await self._send_body(body)
+            self._first_at = anyio.current_time()
             self._chunks = 1
             async for item in source:
                 if self._ended_by is not None:
@@ -277,6 +327,8 @@ class Driver:
         self._complete = True
 
     async def _pump_batches(self, source: AsyncIterator[Any], group: anyio.abc.TaskGroup) -> None:
+        if self._policy.commit_deadline == 0:
+            await self._commit_before_first_chunk()
         batcher = Batcher(self._fmt.encode_first, self._fmt.encode,
                           lambda: self._ended_by is not None)
         group.start_soon(batcher.produce, source)
@@ -285,6 +337,8 @@ class Driver:
             await self._commit_before_first_chunk()
         while batch is not None:
             await self._send_body(batch[0] if len(batch) == 1 else b"".join(batch))
+            if not self._chunks:
+                self._first_at = anyio.current_time()
             self._chunks += len(batch)
             batch = await batcher.take()
         if batcher.late_chunk:
@@ -300,8 +354,6 @@ class Driver:
             await self._commit(self._start)
         except OSError as exc:
             raise _ClientGone from exc
-        if self._timer is not None:
-            self._timer.cancel()
 
     async def _fail(self, error: BaseException) -> None:
         """Turn a producer error into an error status (before commit) or an
@@ -326,8 +378,6 @@ class Driver:
                          exc_info=error)
         headers, body = self._fmt.error_response(status, error)
         await self._commit({"type": "http.response.start", "status": status, "headers": headers})
-        if self._timer is not None:
-            self._timer.cancel()
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
         self._complete = True
 
@@ -352,36 +402,39 @@ class Driver:
 
     # -- keep-alive and slow clients ----------------------------------------
 
-    async def _watch(self) -> None:
-        """Ping an idle stream and time out a stuck ``send()``, at no cost per
-        chunk: the chunk counter shows progress, and ``producer_busy`` tells
-        "waiting for the producer" (ping) from "blocked in send()" (timeout)."""
+    async def _look(self, now: float) -> None:
+        """Ping an idle stream, time out a stuck ``send()``, at no cost per
+        chunk: the chunk counter shows progress since the last look, and
+        ``producer_busy`` tells "waiting for the producer" (idle: ping) from
+        "parked at a yield" (the body is blocked in ``send()``)."""
         ping, limit = self._policy.ping_interval, self._policy.send_timeout
-        step = min(x for x in (ping, limit) if x) / _WATCH_STEPS
-        seen, quiet_since, next_look = self._chunks, anyio.current_time(), anyio.current_time()
-        while True:
-            next_look += step
-            await anyio.sleep_until(next_look)
-            now = anyio.current_time()
-            if self._chunks != seen:
-                seen, quiet_since = self._chunks, now
-            elif limit and not producer_busy(self._source) and now - quiet_since >= limit:
-                return self.stop(EndReason.SEND_TIMEOUT)
-            elif ping and now - quiet_since >= ping - step / 2 and producer_busy(self._source):
-                quiet_since = now
+        if self._chunks != self._seen:
+            # The exact time of the last chunk is unknown (recording it would
+            # cost per chunk), except for the first one, the common case of an
+            # event stream that sent its opening event and went quiet.
+            first_only = self._seen == 0 and self._chunks == 1
+            self._quiet_since = self._first_at if first_only else now
+            self._seen = self._chunks
+        quiet = now - self._quiet_since
+        if producer_busy(self._source):
+            if ping and quiet >= ping - _TIMER_SLACK:
+                self._quiet_since = now
                 await self._ping(limit)
+            self._look_due = self._quiet_since + (ping or math.inf)
+            if limit:
+                self._look_due = min(self._look_due, anyio.current_time() + limit / 2)
+        elif limit and quiet >= limit:
+            self.stop(EndReason.SEND_TIMEOUT)
+        else:
+            self._look_due = now + min(ping or math.inf, (limit or math.inf) / 2)
 
     async def _ping(self, limit: float | None) -> None:
         keepalive = self._fmt.keepalive()
         if keepalive is None:
             return
-        with anyio.move_on_after(limit or float("inf")) as scope:
-            try:
-                await self._commit(self._start)
-                await self._send({"type": "http.response.body", "body": keepalive,
-                                  "more_body": True})
-            except OSError:
-                self._client_left()
+        with anyio.move_on_after(limit or math.inf) as scope:
+            await self._commit(self._start)
+            await self._send({"type": "http.response.body", "body": keepalive, "more_body": True})
         if scope.cancelled_caught:
             self.stop(EndReason.SEND_TIMEOUT)
 

@@ -14,17 +14,27 @@ from typing import Any
 ERROR_KEY = "error"
 
 
-def encode_ndjson_line(item: Any, default: Callable[[Any], Any] | None = None) -> bytes:
-    """Return ``item`` as one UTF-8 JSON line ending in ``\\n``.
+def ndjson_encoder(default: Callable[[Any], Any] | None = None) -> Callable[[Any], bytes]:
+    """Return a function encoding one item as one UTF-8 JSON line ending in ``\\n``.
 
     ``bytes`` pass through untouched (pre-encoded lines); they must already end
     with a newline. Non-ASCII text is written as UTF-8, not ``\\u`` escapes,
-    matching what readers of the tutorial's output expect to see.
+    matching what readers of the tutorial's output expect to see. The JSON
+    encoder is built once here: ``json.dumps`` with arguments builds a new one
+    for every call, which costs more than encoding a small item.
     """
-    if type(item) is bytes:
-        return item
-    text = json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=default)
-    return (text + "\n").encode()
+    to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=default).encode
+
+    def encode(item: Any) -> bytes:
+        if type(item) is bytes:
+            return item
+        return (to_json(item) + "\n").encode()
+
+    return encode
+
+
+#: ``ndjson_encoder()`` without a ``default``: one item in, one line out.
+encode_ndjson_line = ndjson_encoder()
 
 
 def encode_ndjson_error(message: str, error_type: str) -> bytes:

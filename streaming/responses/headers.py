@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, MutableMapping
 
 from streaming._types import RawHeaders
@@ -13,13 +14,25 @@ def build_raw_headers(
     """Return ASGI header pairs: the caller's headers, then ``content-type`` unless
     the caller gave one. ``text/*`` types get ``charset``, as Starlette does. No
     ``content-length``: the length is unknown, so the server frames the body
-    (chunked on HTTP/1.1, RFC 9112 section 7.1)."""
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    (chunked on HTTP/1.1, RFC 9112 section 7.1).
+
+    The pairs are built once per distinct set of headers and shared (they are
+    immutable tuples; the list is new each time, so it can still be changed):
+    an idle stream should not carry its own copy of ``cache-control: no-cache``."""
+    key = (tuple((headers or {}).items()), media_type, charset)
+    return list(_raw_pairs(*key))
+
+
+@functools.lru_cache(maxsize=256)
+def _raw_pairs(
+    headers: tuple[tuple[str, str], ...], media_type: str | None, charset: str
+) -> tuple[tuple[bytes, bytes], ...]:
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     if media_type is not None and not any(k == b"content-type" for k, _ in raw):
         if media_type.startswith("text/") and "charset=" not in media_type.lower():
             media_type = f"{media_type}; charset={charset}"
         raw.append((b"content-type", media_type.encode("latin-1")))
-    return raw
+    return tuple(raw)
 
 
 class ResponseHeaders(MutableMapping[str, str]):

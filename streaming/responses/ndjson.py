@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streaming.driver import describe_error
-from streaming.encoders.ndjson import encode_ndjson_error, encode_ndjson_line
+from streaming.encoders.ndjson import encode_ndjson_error, encode_ndjson_line, ndjson_encoder
 from streaming.responses.stream import StreamingResponse
 
 
@@ -15,15 +15,21 @@ class NDJSONResponse(StreamingResponse):
 
     After the headers are out, a producer error ends the stream with one line
     ``{"error": {"type": ..., "message": ...}}`` before the cut, so a reader that
-    parses line by line learns why the data stopped. ``default`` is passed to
-    ``json.dumps`` for types it cannot serialise (``str`` for datetimes, say).
+    parses line by line learns why the data stopped. ``json_default`` is the
+    JSON encoder's ``default``, for types it cannot serialise (``str`` for
+    datetimes, say).
     """
 
     media_type = "application/x-ndjson"
     json_default: Callable[[Any], Any] | None = None
 
-    def encode(self, item: Any) -> bytes:
-        return encode_ndjson_line(item, self.json_default)
+    def __init__(
+        self, *args: Any, json_default: Callable[[Any], Any] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        default = json_default or self.json_default
+        # An instance attribute, so the driver calls the encoder directly.
+        self.encode = encode_ndjson_line if default is None else ndjson_encoder(default)  # type: ignore[method-assign,assignment]
 
     def error_marker(self, error: BaseException) -> bytes:
         status, message = describe_error(error)

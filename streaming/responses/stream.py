@@ -133,8 +133,6 @@ class StreamingResponse(ResponseBase):
         if self._called:
             raise ResponseReusedError(f"this {type(self).__name__} has already been sent")
         self._called = True
-        if self._outcome_ready is None:
-            self._outcome_ready = anyio.Event()
         content = self._content_for(scope)
         driver = Driver(receive, send, self, self.status_code, self.raw_headers, self.policy)
         if scope.get("method") == "HEAD":
@@ -162,8 +160,8 @@ class StreamingResponse(ResponseBase):
 
     async def _finish(self, outcome: Outcome) -> None:
         self._outcome = outcome
-        assert self._outcome_ready is not None
-        self._outcome_ready.set()
+        if self._outcome_ready is not None:  # made only if someone waits
+            self._outcome_ready.set()
         if self.on_outcome is not None:
             result = self.on_outcome(outcome)
             if inspect.isawaitable(result):
