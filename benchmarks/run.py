@@ -56,6 +56,7 @@ class Impl:
 IMPLEMENTATIONS = (
     Impl("raw", "benchmarks.apps.raw:app", "hand-written ASGI loop"),
     Impl("streaming", "benchmarks.apps.ours:app", "streaming (ours)"),
+    Impl("streaming-batch", "benchmarks.apps.ours:batched_app", "streaming, batch=True"),
     Impl("starlette", "benchmarks.apps.starlette_peer:app", "Starlette StreamingResponse"),
     Impl("sse-starlette", "benchmarks.apps.sse_starlette_peer:app", "sse-starlette"),
     Impl("fastapi", "benchmarks.apps.fastapi_peer:app", "FastAPI path operations"),

@@ -34,6 +34,21 @@ async def ndjson(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
     await NDJSONResponse(produce(p.n, NDJSON_ITEM))(scope, receive, send)
 
 
+async def text_batched(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
+    content = produce(p.n, text_chunk(p.size))
+    await StreamingResponse(content, media_type="text/plain", batch=True)(scope, receive, send)
+
+
+async def ndjson_batched(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
+    await NDJSONResponse(produce(p.n, NDJSON_ITEM), batch=True)(scope, receive, send)
+
+
+async def sse_batched(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
+    from streaming import EventSourceResponse
+
+    await EventSourceResponse(produce(p.n, SSE_DATA), batch=True)(scope, receive, send)
+
+
 async def idle(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
     content = produce_then_idle(IDLE_FIRST_CHUNK, log, p.token)
     await StreamingResponse(content, media_type="text/plain")(scope, receive, send)
@@ -74,4 +89,12 @@ app = bench_app(
     {"/text": text, "/ndjson": ndjson, "/idle": idle, **_sse_routes},
     log,
     unavailable=_unavailable,
+)
+
+#: The same responses with ``batch=True`` (opportunistic batching): only the
+#: throughput scenarios, where batching is meant to help.
+batched_app = bench_app(
+    "streaming-batch",
+    {"/text": text_batched, "/ndjson": ndjson_batched, "/sse": sse_batched},
+    log,
 )

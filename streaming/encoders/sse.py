@@ -27,12 +27,13 @@ Where it deliberately differs from its peers:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from streaming.exceptions import SSEEncodingError
 
-__all__ = ["ServerSentEvent", "encode_comment", "encode_event", "encode_item"]
+__all__ = ["ServerSentEvent", "encode_comment", "encode_event", "encode_item", "item_encoder"]
 
 # 9.2.5 "Parsing an event stream": end-of-line = CRLF / LF / CR.
 _SEPARATORS = ("\n", "\r\n", "\r")
@@ -197,3 +198,23 @@ def _utf8(text: str) -> bytes:
         return text.encode()
     except UnicodeEncodeError as exc:
         raise SSEEncodingError(f"SSE event is not encodable as UTF-8: {exc}") from exc
+
+
+def item_encoder(*, sep: str = "\n", json_data: bool = False) -> Callable[[object], bytes]:
+    """Return ``encode_item`` with ``sep`` and ``json_data`` fixed, checked once.
+
+    The returned function is what a response calls per item: the common case (a
+    one-line ``str``) is a single f-string and ``encode()``, with no other call.
+    """
+    _check_sep(sep)
+    end = sep + sep
+
+    def encode(item: object) -> bytes:
+        if type(item) is str and "\n" not in item and "\r" not in item:
+            try:
+                return f"data: {item}{end}".encode()
+            except UnicodeEncodeError:
+                pass  # a lone surrogate: encode_item raises the clear error
+        return encode_item(item, sep=sep, json_data=json_data)
+
+    return encode

@@ -25,7 +25,13 @@ from typing import Any
 from streaming._types import RawHeaders, Scope
 from streaming.drain import Drain
 from streaming.driver import ContentStream, StreamPolicy, describe_error
-from streaming.encoders.sse import ServerSentEvent, encode_comment, encode_event, encode_item
+from streaming.encoders.sse import (
+    ServerSentEvent,
+    encode_comment,
+    encode_event,
+    encode_item,
+    item_encoder,
+)
 from streaming.exceptions import SSEEncodingError
 from streaming.responses.stream import (
     BackgroundTask,
@@ -88,6 +94,8 @@ class EventSourceResponse(StreamingResponse):
                                    batch)
         self.sep, self.json_data, self.retry = sep, json_data, retry
         self.error_event = error_event
+        # An instance attribute, so the driver calls the encoder directly.
+        self.encode = item_encoder(sep=sep, json_data=json_data)  # type: ignore[method-assign,assignment]
         self.last_event_id: str | None = None
 
     @staticmethod
@@ -104,7 +112,7 @@ class EventSourceResponse(StreamingResponse):
 
     # -- the format -------------------------------------------------------------
 
-    def encode(self, item: Any) -> bytes:
+    def encode(self, item: Any) -> bytes:  # replaced per instance by item_encoder()
         return encode_item(item, sep=self.sep, json_data=self.json_data)
 
     def encode_first(self, item: Any) -> bytes:
