@@ -299,7 +299,7 @@ class Driver:
             await self._commit_before_first_chunk()
             await self._send_body(body)
             self._first_at = anyio.current_time()
-            self._chunks = 1
+            self._chunks = sent = 1
             async for item in source:
                 if self._ended_by is not None:
                     return self._drop_late_chunk()
@@ -310,8 +310,9 @@ class Driver:
                     await send({"type": "http.response.body", "body": body, "more_body": True})
                 except OSError as exc:  # only send()'s OSError means the client left
                     raise _ClientGone from exc
-                self._chunks += 1
-                if not self._chunks & _YIELD_MASK:
+                sent += 1
+                self._chunks = sent  # read by the keep-alive look: progress
+                if not sent & 1023:  # see _YIELD_MASK
                     await checkpoint()
         await self._finish_body()
 
