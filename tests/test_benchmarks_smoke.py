@@ -59,3 +59,13 @@ def test_smoke_run_measures_every_figure_for_the_baseline_and_ours(tmp_path: Pat
     assert sse.get("ratio", 0) > 0 or sse["status"].startswith("unavailable"), sse
     assert "| figure |" in done.stdout
     assert results_file.with_suffix(".md").exists()
+
+
+def test_batch_latency_measurement_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.batch_latency", "--count", "5", "--pause-ms", "1",
+         "--repetitions", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "added by batching (median)" in done.stdout
