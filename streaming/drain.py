@@ -32,6 +32,7 @@ from typing import Any
 import anyio
 
 from streaming.encoders.sse import ServerSentEvent
+from streaming.exceptions import StreamingConfigError
 
 logger = logging.getLogger("streaming")
 
@@ -56,6 +57,8 @@ class Drain:
     """
 
     def __init__(self, final: object = SHUTDOWN_EVENT, grace: float = 5.0) -> None:
+        if type(grace) not in (int, float) or not grace > 0 or grace == float("inf"):
+            raise StreamingConfigError(f"grace must be a finite number of seconds, not {grace!r}")
         self.final = final
         self.grace = grace
         self._stops: dict[int, Callable[[object], None]] = {}

@@ -68,9 +68,11 @@ class SSEEncodingError(StreamingError, ValueError):
 
 
 class HeaderValidationError(StreamingError, ValueError):
-    """Raised by header validators (``Last-Event-ID``, ``Range``) for a value that
-    is too long or holds control characters; responses turn it into a clean
-    fallback or a 4xx, never a 500."""
+    """Raised by a response's constructor for a header that cannot go on the
+    wire: a name or value that is not ``str``, holds a line break or another
+    control character, or is not latin-1 (RFC 9110 section 5.5). Request
+    headers are client input and are never an error: an invalid
+    ``Last-Event-ID`` is ignored (``read_last_event_id`` returns ``None``)."""
 
 
 class StreamingWarning(RuntimeWarning):
@@ -138,3 +140,15 @@ class WireFormatError(StreamingError, ValueError):
     streaming wire`` viewer) when the bytes are not a valid HTTP/1.1 response: a
     bad status line or size line, chunk data not followed by CRLF, a line or
     chunk past the decoder's bounds."""
+
+
+class StreamingConfigError(StreamingError, ValueError):
+    """Raised by a response's constructor (or ``StreamPolicy``, ``Drain``,
+    ``ReplayBuffer``) for a setting that cannot work: a negative or NaN time, a
+    status code outside 100-599, an ``error_event`` with a line break."""
+
+
+class NDJSONEncodingError(StreamingError, ValueError):
+    """Raised by the NDJSON encoder for an item that cannot be one line of JSON:
+    a NaN or an infinity (not JSON), or pre-encoded ``bytes`` that are not exactly
+    one line ending in a newline (they would merge with the next line)."""

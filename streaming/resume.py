@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from streaming._types import Scope
 from streaming.encoders.sse import ServerSentEvent
-from streaming.exceptions import MissingEventIdError
+from streaming.exceptions import MissingEventIdError, StreamingConfigError
 
 logger = logging.getLogger("streaming")
 
@@ -80,8 +80,10 @@ class ReplayBuffer:
         max_age: float | None = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_events < 1:
-            raise ValueError("max_events must be at least 1")
+        if type(max_events) is not int or max_events < 1:
+            raise StreamingConfigError(f"max_events must be an int >= 1, not {max_events!r}")
+        if max_age is not None and not max_age > 0:
+            raise StreamingConfigError(f"max_age must be above 0 seconds or None, not {max_age!r}")
         self._events: deque[tuple[float, ServerSentEvent]] = deque(maxlen=max_events)
         self._max_age = max_age
         self._clock = clock

@@ -8,7 +8,7 @@ import pytest
 
 from streaming.encoders import encode_chunk, encode_ndjson_error, encode_ndjson_line
 from streaming.encoders.ndjson import ndjson_encoder
-from streaming.exceptions import ContentTypeError
+from streaming.exceptions import ContentTypeError, NDJSONEncodingError
 
 
 @pytest.mark.parametrize(
@@ -73,3 +73,11 @@ def test_ndjson_unserialisable_item_names_the_type() -> None:
 def test_ndjson_error_line() -> None:
     line = encode_ndjson_error("Too Many Requests", "http_429")
     assert json.loads(line) == {"error": {"type": "http_429", "message": "Too Many Requests"}}
+
+
+@pytest.mark.parametrize(
+    "item", [{"x": float("nan")}, float("inf"), b"no newline", b"two\nlines\n"]
+)
+def test_ndjson_refuses_what_would_not_be_one_json_line(item: object) -> None:
+    with pytest.raises(NDJSONEncodingError):
+        encode_ndjson_line(item)

@@ -8,15 +8,19 @@ from collections.abc import AsyncIterator, Iterator
 from typing import ClassVar
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from streaming import (
     ContentTypeError,
+    Drain,
     EndReason,
+    HeaderValidationError,
     InvalidContentError,
     NDJSONResponse,
     Outcome,
     ResponseReusedError,
+    StreamingConfigError,
     StreamingResponse,
     StreamRefused,
     UnsupportedScopeError,
@@ -416,3 +420,113 @@ async def test_an_oserror_before_the_first_chunk_is_a_500() -> None:
     with anyio.fail_after(2):
         response = await StreamingClient(StreamingResponse(produce())).get("/")
     assert response.status_code == 500
+
+
+# -- bad settings and headers are refused up front -------------------------------------
+
+
+@pytest.mark.parametrize("status", [99, 600, "200", 200.0, True])
+def test_status_code_must_be_an_http_status(status: object) -> None:
+    with pytest.raises(StreamingConfigError):
+        StreamingResponse(letters(), status)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Split": "a\r\nSet-Cookie: x=1"}, {"X-Num": 5}, {"X-Ru": "наш"}, {"Bad Name": "x"}],
+)
+def test_headers_that_cannot_go_on_the_wire_are_refused(headers: dict[str, object]) -> None:
+    with pytest.raises(HeaderValidationError):
+        StreamingResponse(letters(), headers=headers)  # type: ignore[arg-type]
+
+
+def test_setting_a_bad_header_later_is_refused_too() -> None:
+    response = StreamingResponse(letters())
+    with pytest.raises(HeaderValidationError):
+        response.headers["X-Split"] = "a\nb"
+
+
+@pytest.mark.parametrize("setting", [{"commit_deadline": -1}, {"cleanup_timeout": 0},
+                                     {"send_timeout": float("nan")}])
+def test_unworkable_timings_are_refused(setting: dict[str, float]) -> None:
+    with pytest.raises(StreamingConfigError):
+        StreamingResponse(letters(), **setting)
+
+
+async def test_an_error_header_that_cannot_be_sent_is_dropped_not_a_crash() -> None:
+    async def produce() -> AsyncIterator[bytes]:
+        raise StreamRefused(429, "slow down", headers={"X-Reason": "наш", "Retry-After": "5"})
+        yield b""
+
+    with anyio.fail_after(2):
+        response = await StreamingClient(StreamingResponse(produce())).get("/")
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "5"
+    assert "x-reason" not in response.headers
+
+
+async def test_an_error_detail_the_charset_cannot_encode_is_replaced() -> None:
+    class Latin1Response(StreamingResponse):
+        charset = "latin-1"
+
+    async def produce() -> AsyncIterator[bytes]:
+        raise StreamRefused(404, "нет")
+        yield b""
+
+    with anyio.fail_after(2):
+        response = await StreamingClient(Latin1Response(produce())).get("/")
+    assert (response.status_code, response.body) == (404, b"???")
+
+
+async def test_a_drained_text_stream_ends_cleanly() -> None:
+    drain = Drain()  # its final item is an SSE event, which text cannot carry
+
+    async def produce() -> AsyncIterator[str]:
+        yield "line\n"
+        await anyio.sleep_forever()
+
+    app = StreamingResponse(produce(), drain=drain)
+    with anyio.fail_after(2):
+        async with StreamingClient(app).stream("GET", "/") as response:
+            async for _ in response.iter_chunks():
+                await drain.drain()
+    assert response.complete and response.body == b"line\n"
+    assert app.outcome is not None and app.outcome.reason is EndReason.DRAINED
+
+
+async def test_a_non_generator_source_is_closed_even_if_never_iterated() -> None:
+    sender, receiver = anyio.create_memory_object_stream[bytes](1)
+    drain = Drain()
+    await drain.drain()  # streams that start now are stopped before their first item
+    with anyio.fail_after(2):
+        await StreamingClient(StreamingResponse(receiver, drain=drain)).get("/")
+    with pytest.raises(anyio.BrokenResourceError):  # the receiving end was closed
+        sender.send_nowait(b"x")
+    sender.close()
+
+
+async def test_a_sync_producer_waiting_for_a_worker_thread_is_not_a_slow_client() -> None:
+    """All worker threads busy: the stream waits for one; that is the producer
+    being slow, not the client, so no send timeout may fire."""
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    release = threading.Event()
+
+    def produce() -> Iterator[bytes]:
+        yield b"after the wait"
+
+    app = StreamingResponse(produce(), send_timeout=0.02, commit_deadline=None)
+    saved = limiter.total_tokens
+    limiter.total_tokens = 1
+    try:
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group:
+                group.start_soon(anyio.to_thread.run_sync, release.wait, 5)
+                await anyio.wait_all_tasks_blocked()
+                async with StreamingClient(app).stream("GET", "/", wait_for_start=False) as resp:
+                    await anyio.sleep(0.1)  # five send timeouts pass: the condition tested
+                    release.set()
+                    await resp.read()
+    finally:
+        limiter.total_tokens = saved
+    assert resp.body == b"after the wait"
+    assert app.outcome is not None and app.outcome.reason is EndReason.COMPLETED

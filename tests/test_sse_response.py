@@ -16,9 +16,11 @@ from streaming import (
     DrainReport,
     EndReason,
     EventSourceResponse,
+    InvalidContentError,
     ServerSentEvent,
     SSEEncodingError,
     SSEParser,
+    StreamingConfigError,
     StreamRefused,
 )
 from streaming.testing import StreamingClient, TestResponse
@@ -190,14 +192,40 @@ async def test_no_ping_while_events_flow_faster_than_the_interval() -> None:
     assert b":ping" not in response.body
 
 
-async def test_ping_zero_disables_keepalive() -> None:
+@pytest.mark.parametrize(("ping", "pinged"), [(0.01, True), (0, False), (None, False)])
+async def test_ping_zero_or_none_disables_keepalive(ping: float | None, pinged: bool) -> None:
+    """The producer stays idle for 25 ping intervals of 10 ms: with pings on,
+    they come; with 0 or None, none do (the default would be 15 s)."""
+
     async def produce() -> AsyncIterator[object]:
         yield "a"
-        await anyio.sleep(0.1)
+        await anyio.sleep(0.25)  # idle time, the condition under test
         yield "b"
 
-    response = await get(EventSourceResponse(produce(), ping=0))
-    assert b":ping" not in response.body
+    response = await get(EventSourceResponse(produce(), ping=ping))
+    assert (b":ping" in response.body) is pinged
+    assert [e.data for e in parse(response.body)] == ["a", "b"]
+
+
+@pytest.mark.parametrize("setting", [{"ping": -1}, {"send_timeout": 0}, {"send_timeout": -2},
+                                     {"commit_deadline": float("nan")},
+                                     {"cleanup_timeout": float("inf")},
+                                     {"error_event": "two\nlines"}])
+def test_unworkable_settings_are_refused_at_construction(setting: dict[str, object]) -> None:
+    with pytest.raises((StreamingConfigError, SSEEncodingError)):
+        EventSourceResponse(card6(), **setting)  # type: ignore[arg-type]
+
+
+def test_a_generator_function_passed_without_calling_it_is_refused() -> None:
+    with pytest.raises(InvalidContentError, match="card6"):
+        EventSourceResponse(card6)  # type: ignore[arg-type]
+
+
+async def test_head_does_not_call_the_factory() -> None:
+    calls: list[str | None] = []
+    with anyio.fail_after(2):
+        await StreamingClient(EventSourceResponse(resumable(calls))).request("HEAD", "/")
+    assert calls == []
 
 
 async def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import CodeType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from anyio.lowlevel import checkpoint
@@ -17,7 +17,7 @@ from streaming._types import Message, RawHeaders, Receive, Send
 from streaming.driver.batching import Batcher
 from streaming.driver.errors import status_for
 from streaming.driver.sources import _EXHAUSTED, ThreadedIterator, close_source, producer_busy
-from streaming.exceptions import ContentTypeError, StreamingWarning
+from streaming.exceptions import ContentTypeError, StreamingConfigError, StreamingWarning
 from streaming.outcome import EndReason, Outcome
 
 logger = logging.getLogger("streaming")
@@ -28,6 +28,13 @@ _PENDING, _SENDING, _SENT = 0, 1, 2
 #: Yield to the event loop once every 1024 chunks (see ``Driver._pump_chunks``):
 #: about a millisecond of a busy producer, a negligible cost per chunk.
 _YIELD_MASK = 1023
+
+#: What an error response falls back to when the format cannot render one.
+_PLAIN_500 = b"Internal Server Error"
+_PLAIN_500_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"),
+                      (b"content-length", b"21")]
+
+_T = TypeVar("_T")
 
 #: A timer that fires this early still counts as due (clock granularity).
 _TIMER_SLACK = 0.001
@@ -54,6 +61,23 @@ class StreamPolicy:
     ping_interval: float | None = None
     send_timeout: float | None = None
     batch: bool = False
+
+    def __post_init__(self) -> None:
+        _check_seconds("commit_deadline", self.commit_deadline, zero_ok=True)
+        _check_seconds("cleanup_timeout", self.cleanup_timeout, none_ok=False)
+        _check_seconds("ping", self.ping_interval, zero_ok=True)
+        _check_seconds("send_timeout", self.send_timeout)
+
+
+def _check_seconds(name: str, value: float | None, *, none_ok: bool = True,
+                   zero_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    finite = type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+    if not finite or value < 0 or (value == 0 and not zero_ok):  # type: ignore[operator]
+        allowed = "a finite number of seconds" + (", 0" if zero_ok else " above 0")
+        raise StreamingConfigError(
+            f"{name} must be {allowed}{' or None' if none_ok else ''}, not {value!r}")
 
 
 class StreamFormat(Protocol):
@@ -108,6 +132,7 @@ class Driver:
         "_send",
         "_source",
         "_start",
+        "_terminating",
         "_warned",
         "status",
     )
@@ -140,6 +165,7 @@ class Driver:
         self._final: bytes | None = None  # a drain's last words
         self._chunks = 0
         self._complete = False
+        self._terminating = False
         self.status = status
 
     async def run(self, source: AsyncIterator[Any]) -> Outcome:
@@ -163,7 +189,7 @@ class Driver:
                 group.cancel_scope.cancel()
         finally:
             timed_out = await self._close(source)
-        if self._final is not None:
+        if self._final is not None and not self._complete:
             await self._send_final(self._final)
         return self._outcome(anyio.current_time() - started, timed_out)
 
@@ -184,7 +210,7 @@ class Driver:
     def stop(self, reason: EndReason, final: bytes | None = None) -> None:
         """End the stream early from outside the body (a drain, a watchdog):
         cancel the producer, then send ``final`` and the terminator if given."""
-        if self._complete or self._ended_by is not None:
+        if self._complete or self._terminating or self._ended_by is not None:
             return
         self._ended_by = reason
         self._final = final
@@ -262,13 +288,20 @@ class Driver:
             if self._head_sent is None:  # made only when someone has to wait
                 self._head_sent = anyio.Event()
             await self._head_sent.wait()
-            return
+            if self._head == _SENT:
+                return
         self._head = _SENDING
-        self.status = start["status"]
-        await self._send(start)
+        try:
+            await self._send(start)
+        except BaseException:
+            self._head = _PENDING  # not sent (cancelled or refused): may be tried again
+            raise
+        finally:
+            if self._head_sent is not None:  # wake waiters either way
+                self._head_sent.set()
+                self._head_sent = None
         self._head = _SENT
-        if self._head_sent is not None:
-            self._head_sent.set()
+        self.status = start["status"]
 
     # -- the body -----------------------------------------------------------
 
@@ -326,10 +359,12 @@ class Driver:
         # Let a disconnect that already arrived be seen before calling the
         # response complete: a 2.3 server would drop the terminator silently.
         await checkpoint()
+        self._terminating = True  # from here on, nobody may stop us or send more
         try:
             await self._send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError as exc:
-            raise _ClientGone from exc
+        except OSError:
+            self._ended_by = EndReason.CLIENT_DISCONNECTED
+            return
         self._complete = True
 
     async def _pump_batches(self, source: AsyncIterator[Any], group: anyio.abc.TaskGroup) -> None:
@@ -368,7 +403,7 @@ class Driver:
                 await self._send_error_response(error)
                 return
             await self._commit(self._start)  # wait out a commit already in flight
-            marker = self._fmt.error_marker(error)
+            marker = self._format_safely(self._fmt.error_marker, error)
             if marker:
                 await self._send({"type": "http.response.body", "body": marker,
                                   "more_body": True})
@@ -380,10 +415,21 @@ class Driver:
         if status >= 500:
             logger.error("producer failed before the first chunk; answering %d", status,
                          exc_info=error)
-        headers, body = self._fmt.error_response(status, error)
+        rendered = self._format_safely(self._fmt.error_response, status, error)
+        headers, body = rendered or (_PLAIN_500_HEADERS, _PLAIN_500)
+        status = status if rendered else 500
         await self._commit({"type": "http.response.start", "status": status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
         self._complete = True
+
+    def _format_safely(self, render: Callable[..., _T], *args: Any) -> _T | None:
+        # A format that cannot render the error (a header it cannot encode, say)
+        # must not turn one error into an ExceptionGroup: log it, fall back.
+        try:
+            return render(*args)
+        except Exception:
+            logger.exception("the response format failed to render an error")
+            return None
 
     def _drop_late_chunk(self) -> None:
         if self._cancelled_mid_await:
@@ -450,7 +496,9 @@ class Driver:
         with anyio.move_on_after(limit):
             try:
                 await self._commit(self._start)
-                await self._send({"type": "http.response.body", "body": final, "more_body": True})
+                if final:
+                    await self._send({"type": "http.response.body", "body": final,
+                                      "more_body": True})
                 await self._send({"type": "http.response.body", "body": b"", "more_body": False})
                 self._complete = True
             except OSError:

@@ -24,7 +24,8 @@ class ThreadedIterator:
     def __init__(self, iterator: Iterator[Any]) -> None:
         self._iterator = iterator
         self._lock = threading.Lock()
-        self._running = False
+        self._running = False  # a next() is running in a worker thread
+        self._wanted = False  # the driver awaits a next(), queued or running
         self._close_requested = False
         self._closed = threading.Event()
         self._close_error: BaseException | None = None
@@ -33,7 +34,11 @@ class ThreadedIterator:
         return self
 
     async def __anext__(self) -> Any:
-        item = await anyio.to_thread.run_sync(self._next_in_thread, abandon_on_cancel=True)
+        self._wanted = True
+        try:
+            item = await anyio.to_thread.run_sync(self._next_in_thread, abandon_on_cancel=True)
+        finally:
+            self._wanted = False
         if item is _EXHAUSTED:
             raise StopAsyncIteration
         return item
@@ -88,8 +93,9 @@ class ThreadedIterator:
 
     @property
     def running(self) -> bool:
-        """True while a ``next()`` runs in a worker thread: the producer is busy."""
-        return self._running
+        """True while the driver waits for a ``next()``, running in a worker
+        thread or queued for one (all threads busy): the producer is busy."""
+        return self._wanted
 
 
 _EXHAUSTED = object()
@@ -99,25 +105,42 @@ ContentStream = AsyncIterable[Any] | Iterable[Any]
 
 def open_source(content: ContentStream) -> AsyncIterator[Any]:
     """Return an async iterator over ``content``: async generators as they are,
-    other async iterables behind a thin generator, sync iterables threaded.
+    other async iterables behind ``TrackedIterator``, sync iterables threaded.
 
-    The driver's watchdog tells "waiting for the producer" from "blocked in
-    send()" by the generator's ``ag_running`` (or ``ThreadedIterator.running``),
-    which costs nothing per chunk; the thin generator gives every async source one.
+    The driver's keep-alive look tells "waiting for the producer" from "blocked
+    in send()" by the generator's ``ag_running`` (or the wrappers' ``running``),
+    which costs nothing per chunk for generators.
     """
     if isinstance(content, AsyncGenerator):
         return content
     if isinstance(content, AsyncIterable):
-        return _generator_over(content.__aiter__())
+        return TrackedIterator(content.__aiter__())
     return ThreadedIterator(iter(content))
 
 
-async def _generator_over(iterator: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
-    try:
-        async for item in iterator:
-            yield item
-    finally:
-        aclose = getattr(iterator, "aclose", None)
+class TrackedIterator:
+    """An async iterator that is not a generator (a memory stream, an SDK's
+    stream object), with the busy flag a generator has built in, and closed
+    even if it was never iterated."""
+
+    __slots__ = ("_iterator", "running")
+
+    def __init__(self, iterator: AsyncIterator[Any]) -> None:
+        self._iterator = iterator
+        self.running = False
+
+    def __aiter__(self) -> TrackedIterator:
+        return self
+
+    async def __anext__(self) -> Any:
+        self.running = True
+        try:
+            return await self._iterator.__anext__()
+        finally:
+            self.running = False
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._iterator, "aclose", None)
         if aclose is not None:
             await aclose()
 
@@ -125,7 +148,7 @@ async def _generator_over(iterator: AsyncIterator[Any]) -> AsyncGenerator[Any, N
 def producer_busy(source: object) -> bool:
     """True if the producer is working (awaiting inside, or its thread running),
     False if it is parked at a yield, which means the driver is in ``send()``."""
-    if isinstance(source, ThreadedIterator):
+    if isinstance(source, ThreadedIterator | TrackedIterator):
         return source.running
     return bool(getattr(source, "ag_running", True))
 

@@ -10,6 +10,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from streaming.exceptions import NDJSONEncodingError
+
 #: The member an in-band error line carries, so a reader can tell it from data.
 ERROR_KEY = "error"
 
@@ -23,12 +25,19 @@ def ndjson_encoder(default: Callable[[Any], Any] | None = None) -> Callable[[Any
     encoder is built once here: ``json.dumps`` with arguments builds a new one
     for every call, which costs more than encoding a small item.
     """
-    to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=default).encode
+    to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=default,
+                               allow_nan=False).encode
 
     def encode(item: Any) -> bytes:
         if type(item) is bytes:
-            return item
-        return (to_json(item) + "\n").encode()
+            if item.endswith(b"\n") and item.count(b"\n") == 1:
+                return item
+            raise NDJSONEncodingError(
+                f"pre-encoded NDJSON must be one line ending in a newline, not {item[:40]!r}")
+        try:
+            return (to_json(item) + "\n").encode()
+        except ValueError as exc:  # NaN or infinity: JSON has no such numbers
+            raise NDJSONEncodingError(f"cannot encode {item!r} as JSON: {exc}") from exc
 
     return encode
 

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -77,14 +78,14 @@ class Behaviour:
 
 
 #: Per-request override headers and the ``Behaviour`` field each sets.
-OVERRIDE_HEADERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+OVERRIDE_HEADERS: Mapping[str, tuple[str, Callable[[str], Any]]] = MappingProxyType({
     "x-local-prefill": ("prefill_delay", float),
     "x-local-token-delay": ("token_delay", float),
     "x-local-fail": ("fail_status", int),
     "x-local-error-after": ("error_after_tokens", int),
     "x-local-drop-after": ("drop_after_tokens", int),
     "x-local-split-utf8": ("split_utf8", lambda v: v.strip().lower() in ("1", "true", "yes")),
-}
+})
 
 
 class RequestEnd(enum.Enum):

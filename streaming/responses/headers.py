@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Mapping, MutableMapping
 
 from streaming._types import RawHeaders
+from streaming.exceptions import HeaderValidationError
 
 
 def build_raw_headers(
@@ -14,25 +14,36 @@ def build_raw_headers(
     """Return ASGI header pairs: the caller's headers, then ``content-type`` unless
     the caller gave one. ``text/*`` types get ``charset``, as Starlette does. No
     ``content-length``: the length is unknown, so the server frames the body
-    (chunked on HTTP/1.1, RFC 9112 section 7.1).
-
-    The pairs are built once per distinct set of headers and shared (they are
-    immutable tuples; the list is new each time, so it can still be changed):
-    an idle stream should not carry its own copy of ``cache-control: no-cache``."""
-    key = (tuple((headers or {}).items()), media_type, charset)
-    return list(_raw_pairs(*key))
-
-
-@functools.lru_cache(maxsize=256)
-def _raw_pairs(
-    headers: tuple[tuple[str, str], ...], media_type: str | None, charset: str
-) -> tuple[tuple[bytes, bytes], ...]:
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    (chunked on HTTP/1.1, RFC 9112 section 7.1). A header that cannot go on the
+    wire raises ``HeaderValidationError`` here, not later inside the stream."""
+    raw = [encode_header(k, v) for k, v in (headers or {}).items()]
     if media_type is not None and not any(k == b"content-type" for k, _ in raw):
         if media_type.startswith("text/") and "charset=" not in media_type.lower():
             media_type = f"{media_type}; charset={charset}"
-        raw.append((b"content-type", media_type.encode("latin-1")))
-    return tuple(raw)
+        raw.append(encode_header("content-type", media_type))
+    return raw
+
+
+def encode_header(name: object, value: object) -> tuple[bytes, bytes]:
+    """One header as ASGI wants it, or ``HeaderValidationError``: names and values
+    must be ``str``, latin-1, and free of control characters (RFC 9110 5.5: a
+    CR or LF would end the header early, which is how responses get split)."""
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise HeaderValidationError(
+            f"header {name!r}: name and value must be str, not "
+            f"{type(name).__name__} and {type(value).__name__}")
+    if not name or any(ord(c) < 0x21 or c in _NOT_IN_NAMES for c in name):
+        raise HeaderValidationError(f"{name!r} is not a valid header name")
+    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+        raise HeaderValidationError(f"header {name!r} has a control character in {value!r}")
+    try:
+        return name.lower().encode("latin-1"), value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise HeaderValidationError(
+            f"header {name!r}: {value!r} is not latin-1 (encode it, e.g. RFC 8187)") from None
+
+
+_NOT_IN_NAMES = frozenset('"(),/:;<=>?@[\\]{}\x7f')
 
 
 class ResponseHeaders(MutableMapping[str, str]):
@@ -54,9 +65,9 @@ class ResponseHeaders(MutableMapping[str, str]):
         raise KeyError(key)
 
     def __setitem__(self, key: str, value: str) -> None:
-        name = key.lower().encode("latin-1")
+        name, encoded = encode_header(key, value)
         self.raw[:] = [(k, v) for k, v in self.raw if k != name]
-        self.raw.append((name, value.encode("latin-1")))
+        self.raw.append((name, encoded))
 
     def __delitem__(self, key: str) -> None:
         name = key.lower().encode("latin-1")

@@ -18,6 +18,7 @@ Where it deliberately differs from ``sse_starlette.EventSourceResponse``:
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,7 +33,7 @@ from streaming.encoders.sse import (
     encode_item,
     item_encoder,
 )
-from streaming.exceptions import SSEEncodingError
+from streaming.exceptions import InvalidContentError, SSEEncodingError
 from streaming.responses.stream import (
     BackgroundTask,
     OutcomeCallback,
@@ -84,6 +85,8 @@ class EventSourceResponse(StreamingResponse):
             raise SSEEncodingError(f"sep must be one of {_SEPARATORS!r}, not {sep!r}")
         if retry is not None and (type(retry) is not int or retry < 0):
             raise SSEEncodingError(f"retry must be a non-negative int (ms), not {retry!r}")
+        if error_event is not None:  # checked now, not when the first error happens
+            encode_event(ServerSentEvent(data="", event=error_event))
         super().__init__(
             content,  # type: ignore[arg-type]  # a factory is resolved per request
             status_code, _sse_headers(headers), media_type, background,
@@ -139,8 +142,27 @@ class EventSourceResponse(StreamingResponse):
 
 
 def _is_factory(content: object) -> bool:
+    """A callable that is not itself iterable is a producer factory, called with
+    the ``Last-Event-ID``. A generator function passed without calling it is
+    the common slip: it is refused here with a message saying so."""
     iterable = hasattr(content, "__aiter__") or hasattr(content, "__iter__")
-    return callable(content) and not iterable
+    if not callable(content) or iterable:
+        return False
+    if _takes_no_argument(content):
+        raise InvalidContentError(
+            f"{getattr(content, '__name__', content)!r} takes no argument: pass the "
+            "producer itself (call it), or a factory taking the Last-Event-ID")
+    return True
+
+
+def _takes_no_argument(function: Callable[..., object]) -> bool:
+    try:
+        inspect.signature(function).bind(None)
+    except TypeError:
+        return True
+    except ValueError:  # no signature (a builtin): let the call decide
+        return False
+    return False
 
 
 def _sse_headers(headers: Mapping[str, str] | None) -> dict[str, str]:

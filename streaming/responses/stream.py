@@ -33,9 +33,15 @@ from streaming.driver import (
     open_source,
 )
 from streaming.encoders.text import encode_chunk
-from streaming.exceptions import InvalidContentError, ResponseReusedError, UnsupportedScopeError
+from streaming.exceptions import (
+    HeaderValidationError,
+    InvalidContentError,
+    ResponseReusedError,
+    StreamingConfigError,
+    UnsupportedScopeError,
+)
 from streaming.outcome import EndReason, Outcome
-from streaming.responses.headers import ResponseHeaders, build_raw_headers
+from streaming.responses.headers import ResponseHeaders, build_raw_headers, encode_header
 
 logger = logging.getLogger("streaming")
 
@@ -71,7 +77,7 @@ class StreamingResponse(ResponseBase):
         on_outcome: OutcomeCallback | None = None,
     ) -> None:
         self.body_iterator = self._check_content(content)
-        self.status_code = status_code
+        self.status_code = _check_status(status_code)
         if media_type is not None:
             self.media_type = media_type
         self.background = background
@@ -122,7 +128,7 @@ class StreamingResponse(ResponseBase):
 
     def error_response(self, status: int, error: BaseException) -> tuple[RawHeaders, bytes]:
         _, message = describe_error(error)
-        body = message.encode(self.charset)
+        body = message.encode(self.charset, errors="replace")
         return _error_headers(error, b"text/plain; charset=" + self.charset.encode(), body), body
 
     # -- ASGI ------------------------------------------------------------------
@@ -133,11 +139,12 @@ class StreamingResponse(ResponseBase):
         if self._called:
             raise ResponseReusedError(f"this {type(self).__name__} has already been sent")
         self._called = True
-        content = self._content_for(scope)
         driver = Driver(receive, send, self, self.status_code, self.raw_headers, self.policy)
-        if scope.get("method") == "HEAD":
-            outcome = await driver.run_head(content)
-        elif self.drain is None:
+        if scope.get("method") == "HEAD":  # before _content_for: no factory runs
+            outcome = await driver.run_head(self.body_iterator)
+            return await self._finish(outcome)
+        content = self._content_for(scope)
+        if self.drain is None:
             outcome = await driver.run(open_source(content))
         else:
             with self.drain.track(lambda final: self._stop_for_drain(driver, final)):
@@ -151,11 +158,13 @@ class StreamingResponse(ResponseBase):
 
     def _stop_for_drain(self, driver: Driver, final: object) -> None:
         try:
-            last_words: bytes | None = bytes(self.encode(final))
+            last_words = bytes(self.encode(final))
         except (TypeError, ValueError):
-            logger.warning("%s cannot encode the drain's final item %r; ending without it",
-                           type(self).__name__, final)
-            last_words = None
+            # The drain's item suits another format (an SSE event for a text
+            # stream, say): end cleanly all the same, terminator and all.
+            logger.info("%s cannot encode the drain's final item %r; ending without it",
+                        type(self).__name__, final)
+            last_words = b""
         driver.stop(EndReason.DRAINED, last_words)
 
     async def _finish(self, outcome: Outcome) -> None:
@@ -195,13 +204,24 @@ def _check_content(content: object) -> ContentStream:
 
 def _error_headers(error: BaseException, content_type: bytes, body: bytes) -> RawHeaders:
     """Headers of an error response: the error's own (``Retry-After`` on a 429,
-    say), then the content type and length of the error body."""
+    say), then the content type and length of the error body. An error header
+    that cannot go on the wire is left out (and logged): the status matters more."""
     extra = getattr(error, "headers", None)
-    raw = [
-        (k.lower().encode("latin-1"), v.encode("latin-1"))
-        for k, v in (extra.items() if isinstance(extra, Mapping) else ())
-        if k.lower() not in ("content-type", "content-length")
-    ]
+    raw = []
+    for name, value in (extra.items() if isinstance(extra, Mapping) else ()):
+        if str(name).lower() in ("content-type", "content-length"):
+            continue
+        try:
+            raw.append(encode_header(name, value if isinstance(value, str) else str(value)))
+        except HeaderValidationError as exc:
+            logger.warning("dropping a header of the error response: %s", exc)
     raw.append((b"content-type", content_type))
     raw.append((b"content-length", str(len(body)).encode()))
     return raw
+
+
+def _check_status(status_code: object) -> int:
+    if type(status_code) is not int or not 100 <= status_code <= 599:
+        raise StreamingConfigError(f"status_code must be an int from 100 to 599, "
+                                   f"not {status_code!r}")
+    return status_code
