@@ -89,12 +89,14 @@ class EventSourceResponse(StreamingResponse):
             encode_event(ServerSentEvent(data="", event=error_event))
         super().__init__(
             content,  # type: ignore[arg-type]  # a factory is resolved per request
-            status_code, _sse_headers(headers), media_type, background,
+            status_code, headers, media_type, background,
             commit_deadline=commit_deadline, cleanup_timeout=cleanup_timeout,
             send_timeout=send_timeout, batch=batch, drain=drain, on_outcome=on_outcome,
         )
         self.policy = StreamPolicy(commit_deadline, cleanup_timeout, ping or None, send_timeout,
                                    batch)
+        given = {name for name, _ in self.raw_headers}
+        self.raw_headers[:0] = [pair for pair in _SSE_HEADERS if pair[0] not in given]
         self.sep, self.json_data, self.retry = sep, json_data, retry
         self.error_event = error_event
         # An instance attribute, so the driver calls the encoder directly.
@@ -165,11 +167,8 @@ def _takes_no_argument(function: Callable[..., object]) -> bool:
     return False
 
 
-def _sse_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """The caller's headers over our defaults: no caching (WHATWG 9.2 advises
-    against caching event streams) and no proxy buffering (nginx honours
-    ``X-Accel-Buffering``), so events reach the client as they are sent."""
-    merged = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    given = {k.lower() for k in (headers or {})}
-    merged = {k: v for k, v in merged.items() if k.lower() not in given}
-    return {**merged, **(headers or {})}
+#: Our defaults under the caller's headers: no caching (WHATWG 9.2 advises
+#: against caching event streams) and no proxy buffering (nginx honours
+#: ``X-Accel-Buffering``), so events reach the client as they are sent. Shared
+#: immutable pairs: thousands of idle streams need no copy of their own.
+_SSE_HEADERS = ((b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
