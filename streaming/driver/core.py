@@ -507,6 +507,8 @@ class Driver:
     async def _close(self, source: object) -> bool:
         """Close the producer, shielded from the cancellation that may have ended
         the stream and bounded by the cleanup timeout. Returns True on timeout."""
+        if getattr(source, "ag_frame", True) is None:
+            return False  # a finished async generator: nothing to close, no scope
         timeout = self._policy.cleanup_timeout
         with anyio.move_on_after(timeout, shield=True) as scope:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, MutableMapping
 
 from streaming._types import RawHeaders
@@ -32,9 +33,9 @@ def encode_header(name: object, value: object) -> tuple[bytes, bytes]:
         raise HeaderValidationError(
             f"header {name!r}: name and value must be str, not "
             f"{type(name).__name__} and {type(value).__name__}")
-    if not name or any(ord(c) < 0x21 or c in _NOT_IN_NAMES for c in name):
+    if _TOKEN.fullmatch(name) is None:
         raise HeaderValidationError(f"{name!r} is not a valid header name")
-    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+    if _CONTROL.search(value) is not None:
         raise HeaderValidationError(f"header {name!r} has a control character in {value!r}")
     try:
         return name.lower().encode("latin-1"), value.encode("latin-1")
@@ -43,7 +44,10 @@ def encode_header(name: object, value: object) -> tuple[bytes, bytes]:
             f"header {name!r}: {value!r} is not latin-1 (encode it, e.g. RFC 8187)") from None
 
 
-_NOT_IN_NAMES = frozenset('"(),/:;<=>?@[\\]{}\x7f')
+#: RFC 9110 5.1: a field name is a token; 5.5: a value has no control
+#: character but horizontal tab.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class ResponseHeaders(MutableMapping[str, str]):
