@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -25,7 +26,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_trace(commands)
     _add_wire(commands)
     args = parser.parse_args(argv)
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except BrokenPipeError:
+        # The reader of our output left (``| head``): not an error. Point stdout
+        # at /dev/null so the interpreter's final flush does not complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return result
 
 
@@ -84,6 +91,8 @@ def _run_wire(args: argparse.Namespace) -> int:
     try:
         result = anyio.run(lambda: watch(args.url, give_up_after=args.timeout,
                                          preview=args.preview, headers=headers))
+    except BrokenPipeError:
+        raise  # handled in main()
     except (OSError, ValueError) as error:
         print(f"wire: {error}", file=sys.stderr)
         return 2

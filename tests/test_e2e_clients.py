@@ -60,14 +60,14 @@ def read_lines(child: subprocess.Popen[bytes], within: float) -> list[tuple[floa
 def test_curl_sees_simple_arrive_line_by_line(server: UvicornThread, prefix: str) -> None:
     # A missing tool is a failure, not a skip: .ci/run installs it.
     assert shutil.which("curl"), "curl is not installed (.ci/run installs it)"
-    child = subprocess.Popen(["curl", "-sSN", f"{server.url}{prefix}/simple"],
-                             stdout=subprocess.PIPE)
-    try:
-        lines = read_lines(child, within=15)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait(5)
+    with subprocess.Popen(["curl", "-sSN", f"{server.url}{prefix}/simple"],
+                          stdout=subprocess.PIPE) as child:
+        try:
+            lines = read_lines(child, within=15)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait(5)
     assert child.returncode == 0
     assert b"".join(line for _, line in lines) == SIMPLE.encode()
     # The issue asks for incremental arrival: nine gaps of 0.1 s separate the

@@ -62,9 +62,13 @@ def free_port() -> int:
 
 def test_python_m_examples_prints_the_endpoints_then_serves() -> None:
     port = free_port()
-    child = subprocess.Popen([sys.executable, "-m", "examples", "--port", str(port),
-                              "--scale", "0.01"], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with subprocess.Popen([sys.executable, "-m", "examples", "--port", str(port),
+                           "--scale", "0.01"], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        check_the_demo(child, port)
+
+
+def check_the_demo(child: subprocess.Popen[bytes], port: int) -> None:
     assert child.stdout is not None
     assert child.stderr is not None
     try:
