@@ -70,7 +70,7 @@ def test_curl_sees_simple_arrive_line_by_line(server: UvicornThread, prefix: str
             child.wait(5)
     assert child.returncode == 0
     assert b"".join(line for _, line in lines) == SIMPLE.encode()
-    # The issue asks for incremental arrival: nine gaps of 0.1 s separate the
+    # Incremental arrival is the point: nine gaps of 0.1 s separate the
     # first line from the last; more than half of that must show.
     assert lines[-1][0] - lines[0][0] > 0.45
 
