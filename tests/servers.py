@@ -8,6 +8,7 @@ is stopped by its own pid, never by name.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -106,3 +107,17 @@ def uvicorn_process(app_spec: str, *args: str, env: dict[str, str] | None = None
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
         child.wait(10)
+
+
+@contextmanager
+def no_gc_pause() -> Iterator[None]:
+    """No garbage collection during a timed window: a full collection of this
+    test process's heap (the SDK, pytest, hypothesis...) can stop every thread,
+    the servers' included, for tens of milliseconds, and would time the heap
+    rather than the code under test."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

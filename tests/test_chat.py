@@ -10,11 +10,10 @@ token by token, Stop aborts, and the model server sees its connection close.
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from collections.abc import Iterator
-from contextlib import aclosing, contextmanager
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -29,7 +28,7 @@ from examples.chat import ChatDemo
 from streaming import EndReason, SSEParser
 from streaming.integrations import RequestEnd
 from tests.browser import chromium
-from tests.servers import UvicornThread
+from tests.servers import UvicornThread, no_gc_pause
 
 PROMPT = "你好, 流式响应!"
 MESSAGES: list[Any] = [{"role": "user", "content": PROMPT}]
@@ -116,19 +115,6 @@ def test_python_m_examples_serves_the_chat_with_no_api_key(
                                                  stream=True)
             text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text.startswith(f"You said: {PROMPT}")
-
-
-@contextmanager
-def no_gc_pause() -> Iterator[None]:
-    """No garbage collection during the timed window: a full collection of
-    this test process's heap stops every thread, the servers' included, for
-    tens of milliseconds, and would time the heap rather than the Stop."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def test_chromium_streams_the_answer_and_stop_closes_the_upstream(

@@ -9,14 +9,12 @@ tests serve it under a second uvicorn so the official SDK can read it.
 
 from __future__ import annotations
 
-import gc
 import json
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -38,7 +36,7 @@ from streaming.integrations import (
 )
 from streaming.integrations import openai_wire as wire
 from streaming.testing import StreamingClient, TestResponse
-from tests.servers import ROOT, UvicornThread
+from tests.servers import ROOT, UvicornThread, no_gc_pause
 
 MESSAGES: list[Any] = [{"role": "user", "content": "你好, relay! 🚀"}]
 BODY = {"messages": MESSAGES}
@@ -171,20 +169,6 @@ async def test_a_reader_leaving_closes_the_upstream_within_100_ms(
     assert outcome.reason is EndReason.CLIENT_DISCONNECTED
     total = len(wire.tokenize(local.reply_for(MESSAGES)))
     assert record.tokens_sent == 0 if phase == "prefill" else 3 <= record.tokens_sent < total
-
-
-@contextmanager
-def no_gc_pause() -> Iterator[None]:
-    """Collect garbage now and not during the timed window. A full collection
-    of this test process's heap (the SDK, pytest, hypothesis...) can stop every
-    thread for tens of milliseconds, the relay's and the upstream's alike: it
-    would time the test's heap, not the relay."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 async def read_deltas(reader: TestResponse, count: int) -> None:
