@@ -502,7 +502,9 @@ class Driver:
                 await self._send({"type": "http.response.body", "body": b"", "more_body": False})
                 self._complete = True
             except OSError:
-                pass
+                pass  # the client left meanwhile: nothing more to say
+            except Exception:  # best effort after the stream: log, never raise
+                logger.exception("could not send the drain's final message")
 
     async def _close(self, source: object) -> bool:
         """Close the producer, shielded from the cancellation that may have ended
