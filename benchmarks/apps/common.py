@@ -150,3 +150,22 @@ async def send_json(send: Send, status: int, body: bytes) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def sse_handlers(response_class: Any, log: CleanupLog) -> dict[str, Handler]:
+    """The three SSE scenarios on any ``EventSourceResponse``-like class taking
+    ``(content, ping=...)``: its default keep-alive for throughput, pings off
+    (``ping=0``) for the idle connections, ``ping`` seconds for timeliness."""
+
+    async def sse(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
+        await response_class(produce(p.n, SSE_DATA))(scope, receive, send)
+
+    async def idle_sse(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
+        content = produce_then_idle(SSE_DATA, log, p.token)
+        await response_class(content, ping=0)(scope, receive, send)
+
+    async def ping_sse(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
+        content = produce_then_idle(SSE_DATA, log, p.token)
+        await response_class(content, ping=p.ping)(scope, receive, send)
+
+    return {"/sse": sse, "/idle-sse": idle_sse, "/ping-sse": ping_sse}

@@ -1,18 +1,10 @@
-"""This library: ``StreamingResponse``, ``NDJSONResponse`` and, once it lands,
-``streaming.responses.sse.EventSourceResponse``.
-
-The SSE response is imported when the app is built; if that import fails for
-any reason, its scenarios are served as 501 and ``/meta`` reports them
-"unavailable" with the error, so the suite reports instead of crashing.
-"""
+"""This library: ``StreamingResponse``, ``NDJSONResponse`` and
+``EventSourceResponse``, as they come, and with ``batch=True``."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from benchmarks.apps.common import (
     CleanupLog,
-    Handler,
     Params,
     Receive,
     Scope,
@@ -20,9 +12,10 @@ from benchmarks.apps.common import (
     bench_app,
     produce,
     produce_then_idle,
+    sse_handlers,
 )
 from benchmarks.workload import IDLE_FIRST_CHUNK, NDJSON_ITEM, SSE_DATA, text_chunk
-from streaming import NDJSONResponse, StreamingResponse
+from streaming import EventSourceResponse, NDJSONResponse, StreamingResponse
 
 
 async def text(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,8 +37,6 @@ async def ndjson_batched(p: Params, scope: Scope, receive: Receive, send: Send) 
 
 
 async def sse_batched(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
-    from streaming import EventSourceResponse
-
     await EventSourceResponse(produce(p.n, SSE_DATA), batch=True)(scope, receive, send)
 
 
@@ -54,41 +45,11 @@ async def idle(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
     await StreamingResponse(content, media_type="text/plain")(scope, receive, send)
 
 
-def sse_handlers(response_class: Any) -> dict[str, Handler]:
-    """The SSE scenarios on our ``EventSourceResponse``: default keep-alive for
-    throughput, pings disabled (``ping=0``) for the idle connections."""
-
-    async def sse(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
-        await response_class(produce(p.n, SSE_DATA))(scope, receive, send)
-
-    async def idle_sse(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
-        content = produce_then_idle(SSE_DATA, log, p.token)
-        await response_class(content, ping=0)(scope, receive, send)
-
-    async def ping_sse(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
-        content = produce_then_idle(SSE_DATA, log, p.token)
-        await response_class(content, ping=p.ping)(scope, receive, send)
-
-    return {"/sse": sse, "/idle-sse": idle_sse, "/ping-sse": ping_sse}
-
-
-def load_sse() -> tuple[dict[str, Handler], dict[str, str]]:
-    """Return the SSE handlers, or none and the reason they are unavailable."""
-    try:
-        from streaming.responses.sse import EventSourceResponse
-    except Exception as exc:  # any failure to import means "not there yet"
-        reason = f"unavailable: {type(exc).__name__}: {exc}"
-        return {}, dict.fromkeys(("/sse", "/idle-sse", "/ping-sse"), reason)
-    return sse_handlers(EventSourceResponse), {}
-
-
 log = CleanupLog()
-_sse_routes, _unavailable = load_sse()
 app = bench_app(
     "streaming",
-    {"/text": text, "/ndjson": ndjson, "/idle": idle, **_sse_routes},
+    {"/text": text, "/ndjson": ndjson, "/idle": idle, **sse_handlers(EventSourceResponse, log)},
     log,
-    unavailable=_unavailable,
 )
 
 #: The same responses with ``batch=True`` (opportunistic batching): only the

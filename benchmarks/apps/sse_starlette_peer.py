@@ -8,32 +8,7 @@ from __future__ import annotations
 
 from sse_starlette import EventSourceResponse
 
-from benchmarks.apps.common import (
-    CleanupLog,
-    Params,
-    Receive,
-    Scope,
-    Send,
-    bench_app,
-    produce,
-    produce_then_idle,
-)
-from benchmarks.workload import SSE_DATA
-
-
-async def sse(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
-    await EventSourceResponse(produce(p.n, SSE_DATA))(scope, receive, send)
-
-
-async def idle_sse(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
-    content = produce_then_idle(SSE_DATA, log, p.token)
-    await EventSourceResponse(content, ping=0)(scope, receive, send)
-
-
-async def ping_sse(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
-    content = produce_then_idle(SSE_DATA, log, p.token)
-    await EventSourceResponse(content, ping=p.ping)(scope, receive, send)
-
+from benchmarks.apps.common import CleanupLog, bench_app, sse_handlers
 
 log = CleanupLog()
-app = bench_app("sse-starlette", {"/sse": sse, "/idle-sse": idle_sse, "/ping-sse": ping_sse}, log)
+app = bench_app("sse-starlette", sse_handlers(EventSourceResponse, log), log)

@@ -318,8 +318,7 @@ class Driver:
         # server whose send() does not suspend (uvicorn's, until its buffer
         # fills, and always once the client is gone), would otherwise never let
         # the disconnect listener, or any other connection, run.
-        encode = self._fmt.encode
-        send = self._send
+        encode, send, mask = self._fmt.encode, self._send, _YIELD_MASK
         if self._policy.commit_deadline == 0:  # Starlette's way: headers first
             await self._commit_before_first_chunk()
         first = await anext(source, _EXHAUSTED)
@@ -345,7 +344,7 @@ class Driver:
                     raise _ClientGone from exc
                 sent += 1
                 self._chunks = sent  # read by the keep-alive look: progress
-                if not sent & 1023:  # see _YIELD_MASK
+                if not sent & mask:
                     await checkpoint()
         await self._finish_body()
 
