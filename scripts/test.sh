@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh machine, then run them.
 # Debian's chromium (browser tests) and curl are installed when missing (needs
-# root, as on CI); the Python side goes into ./.venv. Extra arguments go to pytest.
+# root, as on CI); the Python side goes into ./.venv, with the peers pinned by
+# tests/constraints.txt (their behaviour is what the comparison tests assert).
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,5 +19,5 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test]" -c tests/constraints.txt
 exec .venv/bin/python -m pytest "$@"

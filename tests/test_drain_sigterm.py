@@ -111,11 +111,13 @@ def test_sigterm_drains_every_stream_then_uvicorn_exits() -> None:
     assert exit_time < grace  # the drain, not uvicorn's timeout, ended the streams
 
 
-def test_on_sigterm_the_peers_are_cut_without_a_final_event() -> None:
-    """The same shutdown with one stream per layer. Starlette's stream hears
-    nothing and is cut when uvicorn's grace runs out; sse-starlette's watcher
-    (polling every 0.5 s) notices the flag its uvicorn patch set, and cancels
-    the stream without an event or a terminating chunk."""
+def test_on_sigterm_the_peers_end_without_a_final_event() -> None:
+    """The same shutdown with one stream per layer (peers pinned in
+    tests/constraints.txt). Starlette's stream hears nothing and is cut when
+    uvicorn's grace runs out. sse-starlette 3.7.1's watcher (polling every
+    0.5 s) notices the flag its uvicorn patch set and ends the stream with the
+    closing empty body but no event: the client sees a stream that simply
+    finished, and cannot tell a shutdown from the end of the data."""
     grace = 2
     with demo_process(grace) as (child, url):
         ours, starlette, sse_starlette = open_streams(
@@ -126,11 +128,12 @@ def test_on_sigterm_the_peers_are_cut_without_a_final_event() -> None:
     assert ours.events_after(sent) == ["shutdown"] and ours.end == "complete"
     for reader in (starlette, sse_starlette):
         assert "shutdown" not in reader.events_after(sent)
-        assert "incomplete chunked read" in reader.end, reader.end
+    assert "incomplete chunked read" in starlette.end, starlette.end
+    assert sse_starlette.end == "complete", sse_starlette.end  # no event, clean end
     assert starlette.ended_at - sent >= grace * 0.9  # cut by uvicorn's timeout
-    assert sse_starlette.ended_at - sent < grace  # cut by its own watcher, earlier
+    assert sse_starlette.ended_at - sent < grace  # ended by its own watcher, earlier
     assert exit_time >= grace * 0.9  # the Starlette stream held the process up
     print(f"\nSIGTERM -> ours {(ours.ended_at - sent) * 1000:.0f} ms (shutdown event), "
-          f"sse-starlette cut at {(sse_starlette.ended_at - sent) * 1000:.0f} ms, "
-          f"Starlette cut at {(starlette.ended_at - sent) * 1000:.0f} ms, "
+          f"sse-starlette ended at {(sse_starlette.ended_at - sent) * 1000:.0f} ms "
+          f"(no event), Starlette cut at {(starlette.ended_at - sent) * 1000:.0f} ms, "
           f"exit {exit_time * 1000:.0f} ms (grace {grace} s)")
