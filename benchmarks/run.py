@@ -639,7 +639,7 @@ def summarize(run: Run, metas: dict[str, dict[str, Any]], duration: float) -> di
 
 def environment() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
-    for dist in ("streaming", "uvicorn", "uvloop", "httptools", "starlette", "sse-starlette",
+    for dist in ("asgi-streaming", "uvicorn", "uvloop", "httptools", "starlette", "sse-starlette",
                  "fastapi", "anyio"):  # fmt: skip
         try:
             versions[dist] = metadata.version(dist)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import streaming
@@ -60,3 +61,11 @@ def test_py_typed_is_shipped() -> None:
     assert (PACKAGE / "py.typed").exists()
     setup = (ROOT / "setup.cfg").read_text()
     assert "py.typed" in setup
+
+
+def test_the_distribution_has_a_name_of_its_own() -> None:
+    """``streaming`` on PyPI is an unrelated project: the distribution is
+    ``asgi-streaming``, and what it installs is imported as ``streaming``."""
+    assert metadata.metadata("asgi-streaming")["Name"] == "asgi-streaming"
+    assert "asgi-streaming" in metadata.packages_distributions()["streaming"]
+    assert "\nname = asgi-streaming\n" in (ROOT / "setup.cfg").read_text()

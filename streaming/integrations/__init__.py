@@ -9,7 +9,7 @@
   (``streaming.integrations.openai_server``).
 
 Importing this package does not import ``openai``: only a ``ChatRelay`` that
-builds its own client needs it (``pip install streaming[openai]``).
+builds its own client needs it (``pip install asgi-streaming[openai]``).
 """
 
 from streaming.exceptions import UpstreamError
