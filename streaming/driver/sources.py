@@ -3,59 +3,133 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
+from types import GeneratorType
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
+#: A ``next()`` that returns within this is quick: worth batching with the next one.
+QUICK_NEXT = 0.000_2
+#: No item waits longer than this in the worker thread for the quick ones after it.
+HOLD = 0.000_5
+#: At most this many items, or this many bytes of ``bytes``/``str``, per round trip.
+MAX_BATCH = 1024
+HIGH_WATER = 64 * 1024
+
 
 class ThreadedIterator:
-    """An async iterator over a sync one, each ``next()`` run in a worker thread.
+    """An async iterator over a sync one, its ``next()`` run in worker threads.
 
     A blocking producer (``time.sleep``, a file, a database cursor) therefore
-    never stalls the event loop. Cancellation cannot interrupt a thread, so
-    closing is a handshake under a lock: if a ``next()`` is running, the worker
-    closes the iterator itself as soon as it returns; otherwise ``aclose()``
-    closes it, and a worker that starts later sees the request and does nothing.
-    Either way the producer's ``finally`` runs even if we stop waiting for it.
+    never stalls the event loop. A round trip to a worker thread costs far more
+    than a chunk, so one trip pulls several items while ``next()`` is quick:
+    the first trip pulls one (it commits the headers), each trip whose every
+    ``next()`` was quick doubles the next one's allowance (up to ``MAX_BATCH``),
+    and a trip ends as soon as one ``next()`` is slow, its first item has waited
+    ``HOLD``, or ``HIGH_WATER`` bytes are in hand. A slow ``next()`` also sets the
+    allowance back to one, so a producer that pauses between items (a sleep, a
+    query) gets one item per trip and none of its items waits for a later one.
+    What is held back: the items already in hand when a quick producer turns
+    slow, once per turn, for the length of that one ``next()``.
+
+    Cancellation cannot interrupt a thread, so closing is a handshake under a
+    lock: if a ``next()`` is running, the worker closes the iterator itself as
+    soon as it returns; otherwise ``aclose()`` closes it in a thread of its own
+    (never waiting for one of the shared pool, which may all be busy), and a
+    worker that starts later sees the request and does nothing. Either way the
+    producer's ``finally`` runs in a worker thread, never on the event loop,
+    even if we stop waiting for it.
     """
 
     def __init__(self, iterator: Iterator[Any]) -> None:
         self._iterator = iterator
+        self._ready: list[Any] = []  # pulled, not handed out yet, last first
+        self._end: BaseException | None = None  # raised once _ready is empty
+        self._exhausted = False
+        self._allowance = 1
         self._lock = threading.Lock()
         self._running = False  # a next() is running in a worker thread
         self._wanted = False  # the driver awaits a next(), queued or running
         self._close_requested = False
         self._closed = threading.Event()
         self._close_error: BaseException | None = None
+        self.round_trips = 0  # trips to a worker thread so far: what batching saves
 
     def __aiter__(self) -> ThreadedIterator:
         return self
 
     async def __anext__(self) -> Any:
+        ready = self._ready
+        if ready:
+            return ready.pop()
+        if self._exhausted:
+            raise StopAsyncIteration
+        if self._end is not None:  # the error that ended the last trip
+            end, self._end = self._end, None
+            self._exhausted = True
+            raise end
         self._wanted = True
+        self.round_trips += 1
         try:
-            item = await anyio.to_thread.run_sync(self._next_in_thread, abandon_on_cancel=True)
+            ready = await anyio.to_thread.run_sync(self._pull_in_thread, abandon_on_cancel=True)
         finally:
             self._wanted = False
-        if item is _EXHAUSTED:
+        if not ready:
+            self._exhausted = True
             raise StopAsyncIteration
-        return item
+        self._ready = ready
+        return ready.pop()
 
-    def _next_in_thread(self) -> Any:
+    def _pull_in_thread(self) -> list[Any]:
         with self._lock:
             if self._close_requested:
-                return _EXHAUSTED
+                return []
             self._running = True
         try:
-            return next(self._iterator, _EXHAUSTED)
+            return self._pull()
         finally:
             with self._lock:
                 self._running = False
                 close_here = self._close_requested
             if close_here:
                 self._close_in_thread()
+
+    def _pull(self) -> list[Any]:
+        """Pull one item, then more while ``next()`` is quick; the list comes
+        back reversed, so the event loop hands items out with ``pop()``."""
+        iterator, clock, limit = self._iterator, time.perf_counter, self._allowance
+        started = clock()
+        item = next(iterator, _EXHAUSTED)  # an error here is raised at once
+        if item is _EXHAUSTED:
+            return []
+        first_at = now = clock()
+        quick = now - started < QUICK_NEXT
+        items, size = [item], _size(item)
+        while quick and len(items) < limit and size < HIGH_WATER and now - first_at < HOLD:
+            if self._close_requested:
+                break
+            before = now
+            try:
+                item = next(iterator, _EXHAUSTED)
+            except BaseException as exc:  # raised once the items before it are out
+                self._end = exc
+                break
+            now = clock()
+            if item is _EXHAUSTED:
+                self._end = StopAsyncIteration()  # a fresh one, raised once
+                break
+            items.append(item)
+            size += _size(item)
+            quick = now - before < QUICK_NEXT
+        if not quick:
+            self._allowance = 1
+        elif len(items) == limit:
+            self._allowance = min(2 * limit, MAX_BATCH)
+        items.reverse()
+        return items
 
     def _close_in_thread(self) -> None:
         try:
@@ -74,11 +148,19 @@ class ThreadedIterator:
                 return
             self._close_requested = True
             close_now = not self._running
+        if close_now and _finished_generator(self._iterator):
+            self._closed.set()  # nothing left to run: no thread needed
+            return
+        # A limiter of our own: the shared pool may be full of blocked next()s
+        # (other streams'), and the close must not queue behind them. The thread
+        # that waits gives up by itself at the limit: none is left behind.
+        own = anyio.CapacityLimiter(1)
         if close_now:
-            await anyio.to_thread.run_sync(self._close_in_thread, abandon_on_cancel=True)
+            await anyio.to_thread.run_sync(self._close_in_thread, abandon_on_cancel=True,
+                                           limiter=own)
         else:
-            # The waiting thread gives up by itself at the limit: none is left behind.
-            await anyio.to_thread.run_sync(self._closed.wait, wait_limit, abandon_on_cancel=True)
+            await anyio.to_thread.run_sync(self._closed.wait, wait_limit, abandon_on_cancel=True,
+                                           limiter=own)
         if self._close_error is not None:
             raise self._close_error
 
@@ -97,6 +179,15 @@ class ThreadedIterator:
         thread or queued for one (all threads busy): the producer is busy."""
         return self._wanted
 
+
+def _size(item: object) -> int:
+    return len(item) if isinstance(item, bytes | str) else 0
+
+
+def _finished_generator(iterator: object) -> bool:
+    # close() on a finished generator is a no-op; any other iterator (a file)
+    # may still hold something that close() releases.
+    return isinstance(iterator, GeneratorType) and iterator.gi_frame is None
 
 _EXHAUSTED = object()
 
