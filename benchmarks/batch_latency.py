@@ -5,8 +5,14 @@ uvloop, 127.0.0.1) serving a producer that yields a chunk stamped with
 ``time.monotonic()`` and then sleeps ``pause`` ms, ``count`` times. A raw-socket
 client in this process notes each chunk's arrival (``CLOCK_MONOTONIC`` is
 system-wide on Linux) and reports the median and p99 of arrival minus stamp,
-for ``batch=False`` and ``batch=True`` interleaved. The difference is what
-batching costs a producer that pauses: the target is nothing above 1 ms.
+interleaved, for four producers:
+
+- async, ``batch=False`` and ``batch=True``: what the driver's batching adds;
+- sync (``time.sleep``), through our ``StreamingResponse``, whose worker-thread
+  round trips pull several items while ``next()`` is quick, and through
+  Starlette's, which makes one round trip per item: what pulling several adds.
+
+The target is nothing above 1 ms in either comparison.
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import anyio
 
@@ -36,18 +42,36 @@ async def stamped(count: int, pause: float) -> AsyncIterator[bytes]:
         await anyio.sleep(pause)
 
 
+def stamped_sync(count: int, pause: float) -> Iterator[bytes]:
+    for _ in range(count):
+        yield b"%.9f\n" % time.monotonic()
+        time.sleep(pause)
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     query = dict(parse_qsl(scope["query_string"].decode()))
-    content = stamped(int(query["count"]), float(query["pause"]) / 1000)
-    response = StreamingResponse(content, batch=query.get("batch") == "1", commit_deadline=0)
+    count, pause, variant = int(query["count"]), float(query["pause"]) / 1000, query["variant"]
+    if variant == "sync, Starlette":
+        from starlette.responses import StreamingResponse as Peer
+
+        await Peer(stamped_sync(count, pause))(scope, receive, send)
+        return
+    if variant == "sync, ours":
+        content: AsyncIterator[bytes] | Iterator[bytes] = stamped_sync(count, pause)
+    else:
+        content = stamped(count, pause)
+    response = StreamingResponse(content, batch=variant == "async, batch=True", commit_deadline=0)
     await response(scope, receive, send)
 
 
-def latencies(port: int, count: int, pause_ms: float, batch: bool) -> list[float]:
+VARIANTS = ("async, batch=False", "async, batch=True", "sync, Starlette", "sync, ours")
+
+
+def latencies(port: int, count: int, pause_ms: float, variant: str) -> list[float]:
     """Arrival minus stamp for every chunk, in ms; reads until the terminator."""
-    path = f"/?count={count}&pause={pause_ms}&batch={int(batch)}"
+    path = f"/?count={count}&pause={pause_ms}&variant={quote(variant)}"
     with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
         conn.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
         found: list[float] = []
@@ -86,21 +110,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repetitions", type=int, default=5)
     args = parser.parse_args(argv)
     child, port = serve()
-    samples: dict[bool, list[float]] = {False: [], True: []}
+    samples: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     try:
         for _ in range(args.repetitions):
-            for batch in (False, True):
-                samples[batch] += latencies(port, args.count, args.pause_ms, batch)
+            for variant in VARIANTS:
+                samples[variant] += latencies(port, args.count, args.pause_ms, variant)
     finally:
         child.send_signal(signal.SIGTERM)
         child.wait(10)
     print(f"{args.repetitions} x {args.count} chunks, producer pausing {args.pause_ms} ms")
-    for batch, values in samples.items():
+    medians, p99s = {}, {}
+    for variant, values in samples.items():
         values.sort()
-        p99 = values[int(len(values) * 0.99) - 1]
-        print(f"batch={batch!s:5}  median {statistics.median(values):.3f} ms  p99 {p99:.3f} ms")
-    added = statistics.median(samples[True]) - statistics.median(samples[False])
-    print(f"added by batching (median): {added:+.3f} ms")
+        medians[variant] = statistics.median(values)
+        p99s[variant] = values[int(len(values) * 0.99) - 1]
+        print(f"{variant:20} median {medians[variant]:.3f} ms  p99 {p99s[variant]:.3f} ms")
+    for label, batched, plain in (
+        ("added by batching", "async, batch=True", "async, batch=False"),
+        ("added by pulling several per thread round trip", "sync, ours", "sync, Starlette"),
+    ):
+        print(f"{label}: median {medians[batched] - medians[plain]:+.3f} ms, "
+              f"p99 {p99s[batched] - p99s[plain]:+.3f} ms")
     return 0
 
 

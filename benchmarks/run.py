@@ -70,6 +70,7 @@ class Sizes:
     reps: int
     small_n: int  # 16-byte chunks on one connection
     small8_n: int  # 16-byte chunks per connection, eight connections
+    sync_n: int  # 16-byte chunks from a sync generator
     large_n: int  # 64 KiB chunks
     sse_n: int
     ndjson_n: int
@@ -90,6 +91,7 @@ MODES = {
         reps=5,
         small_n=300_000,
         small8_n=60_000,
+        sync_n=60_000,
         large_n=20_000,
         sse_n=100_000,
         ndjson_n=100_000,
@@ -106,6 +108,7 @@ MODES = {
         reps=3,
         small_n=60_000,
         small8_n=10_000,
+        sync_n=20_000,
         large_n=4000,
         sse_n=20_000,
         ndjson_n=20_000,
@@ -122,6 +125,7 @@ MODES = {
         reps=1,
         small_n=200,
         small8_n=50,
+        sync_n=200,
         large_n=4,
         sse_n=200,
         ndjson_n=200,
@@ -158,10 +162,13 @@ def figures(sizes: Sizes) -> list[Figure]:
     return [
         Figure("small_1", "16 B text chunks/s, 1 connection", "chunks/s", True),
         Figure("small_8", "16 B text chunks/s, 8 connections", "chunks/s", True),
+        Figure("sync_1", "16 B text chunks/s from a sync generator", "chunks/s", True),
         Figure("large", "64 KiB chunks", "MB/s", True),
         Figure("sse", "SSE events/s", "events/s", True),
         Figure("ndjson", "NDJSON lines/s", "lines/s", True),
         Figure("cpu", "server CPU per million 16 B chunks", "CPU s", False),
+        Figure("cpu_sync", "server CPU per million 16 B chunks, sync generator", "CPU s",
+               False),
         Figure("cpu_large", "server CPU per GB in 64 KiB chunks", "CPU s", False),
         Figure("cpu_sse", "server CPU per million SSE events", "CPU s", False),
         Figure("cpu_ndjson", "server CPU per million NDJSON lines", "CPU s", False),
@@ -339,6 +346,13 @@ def small_8(server: Server, sizes: Sizes) -> Samples:
     return {"small_8": r["units"] / r["elapsed"]}
 
 
+def small_sync(server: Server, sizes: Sizes) -> Samples:
+    n = sizes.sync_n
+    r = _stream(server, f"/text-sync?n={n}&size={SMALL_CHUNK_SIZE}", 1,
+                {"kind": "text", "n": n, "size": SMALL_CHUNK_SIZE})  # fmt: skip
+    return {"sync_1": r["units"] / r["elapsed"], "cpu_sync": r["server_cpu"] / r["units"] * 1e6}
+
+
 def large(server: Server, sizes: Sizes) -> Samples:
     n = sizes.large_n
     r = _stream(server, f"/text?n={n}&size={LARGE_CHUNK_SIZE}", 1,
@@ -427,6 +441,7 @@ class Step:
 INTERLEAVED = (
     Step("16 B chunks, 1 connection", "/text", small_1, ("small_1", "cpu")),
     Step("16 B chunks, 8 connections", "/text", small_8, ("small_8",)),
+    Step("16 B chunks, sync generator", "/text-sync", small_sync, ("sync_1", "cpu_sync")),
     Step("64 KiB chunks", "/text", large, ("large", "cpu_large")),
     Step("SSE events", "/sse", sse, ("sse", "cpu_sse")),
     Step("NDJSON lines", "/ndjson", ndjson, ("ndjson", "cpu_ndjson")),
@@ -506,6 +521,7 @@ def warm_up(run: Run, servers: list[Server]) -> None:
     """One small request per scenario per server: imports, caches, first-call costs."""
     sizes = run.sizes
     small = replace(sizes, small_n=sizes.warmup_n, small8_n=sizes.warmup_n // 8 or 1,
+                    sync_n=sizes.warmup_n // 8 or 1,
                     large_n=4, sse_n=sizes.warmup_n, ndjson_n=sizes.warmup_n,
                     ttfb_samples=2, cleanup_samples=1)  # fmt: skip
     scratch = Run("warm-up", small, [])

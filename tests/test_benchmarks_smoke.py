@@ -68,4 +68,5 @@ def test_batch_latency_measurement_runs() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "added by batching (median)" in done.stdout
+    assert "added by batching: median" in done.stdout
+    assert "added by pulling several per thread round trip: median" in done.stdout

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -35,7 +35,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 T = TypeVar("T")
 
 #: The scenario paths; an implementation serves the ones it can.
-SCENARIO_PATHS = ("/text", "/sse", "/ndjson", "/idle", "/idle-sse", "/ping-sse")
+SCENARIO_PATHS = ("/text", "/text-sync", "/sse", "/ndjson", "/idle", "/idle-sse", "/ping-sse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +87,13 @@ class CleanupLog:
 
 async def produce(n: int, item: T) -> AsyncIterator[T]:
     """The producer of every throughput scenario: ``item``, ``n`` times."""
+    for _ in range(n):
+        yield item
+
+
+def produce_sync(n: int, item: T) -> Iterator[T]:
+    """The same producer written as a sync generator (a sync driver, a file
+    API): every implementation runs its ``next()`` in a worker thread."""
     for _ in range(n):
         yield item
 

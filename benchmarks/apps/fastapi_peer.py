@@ -11,7 +11,7 @@ disable pings (none fire while the suite holds the connections).
 """
 
 import json
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterable
 
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
@@ -25,6 +25,7 @@ from benchmarks.apps.common import (
     Send,
     bench_app,
     produce,
+    produce_sync,
     produce_then_idle,
 )
 from benchmarks.workload import IDLE_FIRST_CHUNK, NDJSON_ITEM, SSE_DATA, text_chunk
@@ -37,6 +38,11 @@ api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 async def text(n: int, size: int = 16) -> AsyncIterable[bytes]:
     async for chunk in produce(n, text_chunk(size)):
         yield chunk
+
+
+@api.get("/text-sync", response_class=StreamingResponse)
+def text_sync(n: int, size: int = 16) -> Iterable[bytes]:
+    yield from produce_sync(n, text_chunk(size))
 
 
 @api.get("/sse", response_class=EventSourceResponse)
@@ -69,7 +75,7 @@ async def to_fastapi(p: Params, scope: Scope, receive: Receive, send: Send) -> N
 
 app = bench_app(
     "fastapi",
-    dict.fromkeys(("/text", "/sse", "/ndjson", "/idle", "/idle-sse"), to_fastapi),
+    dict.fromkeys(("/text", "/text-sync", "/sse", "/ndjson", "/idle", "/idle-sse"), to_fastapi),
     log,
     unavailable={"/ping-sse": "n/a: keep-alive interval fixed at 15 s"},
     sse_data_on_wire=json.dumps(SSE_DATA),

@@ -11,6 +11,7 @@ from benchmarks.apps.common import (
     Send,
     bench_app,
     produce,
+    produce_sync,
     produce_then_idle,
     sse_handlers,
 )
@@ -20,6 +21,11 @@ from streaming import EventSourceResponse, NDJSONResponse, StreamingResponse
 
 async def text(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
     response = StreamingResponse(produce(p.n, text_chunk(p.size)), media_type="text/plain")
+    await response(scope, receive, send)
+
+
+async def text_sync(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
+    response = StreamingResponse(produce_sync(p.n, text_chunk(p.size)), media_type="text/plain")
     await response(scope, receive, send)
 
 
@@ -48,7 +54,8 @@ async def idle(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
 log = CleanupLog()
 app = bench_app(
     "streaming",
-    {"/text": text, "/ndjson": ndjson, "/idle": idle, **sse_handlers(EventSourceResponse, log)},
+    {"/text": text, "/text-sync": text_sync, "/ndjson": ndjson, "/idle": idle,
+     **sse_handlers(EventSourceResponse, log)},
     log,
 )
 

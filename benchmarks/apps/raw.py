@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from benchmarks.apps.common import (
@@ -26,6 +26,7 @@ from benchmarks.apps.common import (
     Send,
     bench_app,
     produce,
+    produce_sync,
     produce_then_idle,
 )
 from benchmarks.workload import IDLE_FIRST_CHUNK, NDJSON_ITEM, SSE_DATA, text_chunk
@@ -85,6 +86,21 @@ async def _wait_for_disconnect(receive: Receive) -> None:
         pass
 
 
+async def in_threads(iterator: Iterator[Any]) -> AsyncIterator[Any]:
+    """A sync iterator as a careful human wraps it: each ``next()`` in the
+    loop's default executor, so a blocking producer never stalls the loop; the
+    iterator is closed in a thread too."""
+    loop = asyncio.get_running_loop()
+    done = object()
+    try:
+        while (item := await loop.run_in_executor(None, next, iterator, done)) is not done:
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await loop.run_in_executor(None, close)
+
+
 async def _ping_forever(send: Send, interval: float) -> None:
     # Scheduled against a fixed origin so pings do not drift by send() time.
     origin = time.monotonic()
@@ -97,6 +113,10 @@ async def _ping_forever(send: Send, interval: float) -> None:
 
 async def text(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
     await stream(receive, send, _TEXT, produce(p.n, text_chunk(p.size)))
+
+
+async def text_sync(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
+    await stream(receive, send, _TEXT, in_threads(produce_sync(p.n, text_chunk(p.size))))
 
 
 async def sse(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
@@ -130,6 +150,7 @@ app = bench_app(
     "raw",
     {
         "/text": text,
+        "/text-sync": text_sync,
         "/sse": sse,
         "/ndjson": ndjson,
         "/idle": idle,

@@ -20,6 +20,7 @@ from benchmarks.apps.common import (
     Send,
     bench_app,
     produce,
+    produce_sync,
     produce_then_idle,
 )
 from benchmarks.workload import IDLE_FIRST_CHUNK, NDJSON_ITEM, SSE_DATA, text_chunk
@@ -37,6 +38,11 @@ async def as_ndjson(items: AsyncIterator[object]) -> AsyncIterator[str]:
 
 async def text(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
     response = StreamingResponse(produce(p.n, text_chunk(p.size)), media_type="text/plain")
+    await response(scope, receive, send)
+
+
+async def text_sync(p: Params, scope: Scope, receive: Receive, send: Send) -> None:
+    response = StreamingResponse(produce_sync(p.n, text_chunk(p.size)), media_type="text/plain")
     await response(scope, receive, send)
 
 
@@ -63,6 +69,7 @@ async def idle_sse(p: Params, scope: Scope, receive: Receive, send: Send) -> Non
 log = CleanupLog()
 app = bench_app(
     "starlette",
-    {"/text": text, "/sse": sse, "/ndjson": ndjson, "/idle": idle, "/idle-sse": idle_sse},
+    {"/text": text, "/text-sync": text_sync, "/sse": sse, "/ndjson": ndjson, "/idle": idle,
+     "/idle-sse": idle_sse},
     log,
 )
