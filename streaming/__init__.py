@@ -12,6 +12,8 @@ from streaming.driver import StreamPolicy
 from streaming.encoders import ServerSentEvent, SSEParser
 from streaming.exceptions import (
     ContentTypeError,
+    FileChangedError,
+    FileResponseError,
     HeaderValidationError,
     InvalidContentError,
     MissingEventIdError,
@@ -29,6 +31,7 @@ from streaming.exceptions import (
 from streaming.outcome import EndReason, Outcome
 from streaming.responses import (
     EventSourceResponse,
+    FileResponse,
     NDJSONResponse,
     ResponseHeaders,
     StreamingResponse,
@@ -42,6 +45,9 @@ __all__ = [
     "DrainReport",
     "EndReason",
     "EventSourceResponse",
+    "FileChangedError",
+    "FileResponse",
+    "FileResponseError",
     "HeaderValidationError",
     "InvalidContentError",
     "MissingEventIdError",

@@ -152,3 +152,15 @@ class NDJSONEncodingError(StreamingError, ValueError):
     """Raised by the NDJSON encoder for an item that cannot be one line of JSON:
     a NaN or an infinity (not JSON), or pre-encoded ``bytes`` that are not exactly
     one line ending in a newline (they would merge with the next line)."""
+
+
+class FileResponseError(StreamingError, RuntimeError):
+    """Raised by ``FileResponse`` when it runs and its path does not exist or is
+    not a regular file (a ``RuntimeError``, as Starlette raises)."""
+
+
+class FileChangedError(StreamingError, RuntimeError):
+    """Raised inside ``FileResponse``'s body when the file it serves is
+    truncated or rewritten during the download (its size or modification time
+    changed, or a read came up short). The response ends cut, so the client
+    never holds bytes of two versions under one ``ETag``."""

@@ -1,8 +1,15 @@
 """Layer 3: responses. Each is a format (pure encode / error functions) plus the driver."""
 
+from streaming.responses.file import FileResponse
 from streaming.responses.headers import ResponseHeaders
 from streaming.responses.ndjson import NDJSONResponse
 from streaming.responses.sse import EventSourceResponse
 from streaming.responses.stream import StreamingResponse
 
-__all__ = ["EventSourceResponse", "NDJSONResponse", "ResponseHeaders", "StreamingResponse"]
+__all__ = [
+    "EventSourceResponse",
+    "FileResponse",
+    "NDJSONResponse",
+    "ResponseHeaders",
+    "StreamingResponse",
+]

@@ -1,0 +1,295 @@
+"""Layer 3: ``FileResponse``, a file served through the driver with ranges.
+
+The signature is Starlette's (``from starlette.responses import FileResponse``
+ports by changing the import). What to answer is decided by the pure
+``streaming.encoders.ranges.decide`` (RFC 9110 13 and 14); this module only
+carries it out: open the file, read it in chunks off the event loop, and hand
+the chunks to the driver as pre-encoded bytes, which pass through every format.
+
+Where it deliberately differs from ``starlette.responses.FileResponse`` (the
+README's "Files and uploads" has the table with the RFC clauses):
+
+- an unknown range unit or a malformed ``Range`` is ignored (200), not a 400;
+- ``If-None-Match`` / ``If-Modified-Since`` answer 304, ``If-Match`` /
+  ``If-Unmodified-Since`` 412;
+- an unsatisfiable member of a range set is dropped while another one is
+  satisfiable; near ranges are coalesced; parts keep the requested order;
+- HEAD answers the headers of a GET without a Range (14.2: ranges are for GET);
+- a client that leaves is noticed through the driver on every ASGI version;
+- a file rewritten or truncated during the download ends the response cut.
+
+How a change is detected: the file is opened once and every header (length,
+``ETag``, ``Last-Modified``) comes from ``fstat`` of that descriptor. After
+every chunk is read, the same worker-thread call ``fstat``s it again: a
+different size or modification time, or a short read, raises
+``FileChangedError`` before that chunk is sent, so the client gets only bytes
+read while the file was the version its ``ETag`` names, and then a cut body.
+A file replaced by a rename is not a change for the open descriptor: the old
+version is served whole, consistently.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import secrets
+import stat
+from collections.abc import AsyncIterator, Mapping
+from urllib.parse import quote
+
+import anyio
+
+from streaming._types import RawHeaders, Receive, Scope, Send
+from streaming.driver import Driver
+from streaming.encoders.ranges import (
+    ByteRange,
+    Decision,
+    Status,
+    decide,
+    file_etag,
+    http_date,
+    multipart_heads,
+    multipart_length,
+)
+from streaming.exceptions import (
+    FileChangedError,
+    FileResponseError,
+    ResponseReusedError,
+    StreamingConfigError,
+    UnsupportedScopeError,
+)
+from streaming.responses.headers import ResponseHeaders, encode_header
+from streaming.responses.stream import BackgroundTask, OutcomeCallback, StreamingResponse
+
+#: Headers a 304 keeps (RFC 9110 15.4.5): the ones that update a cached copy.
+_NOT_MODIFIED_KEEP = frozenset({b"cache-control", b"content-location", b"date", b"etag",
+                                b"expires", b"vary"})
+
+#: Headers this response derives from the file; the caller's own win.
+_STAT_HEADERS = (b"content-length", b"last-modified", b"etag")
+
+_EMPTY_TEXT = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"0")]
+
+
+class FileResponse(StreamingResponse):
+    """Serve the file at ``path``, with ranges, conditional requests and HEAD.
+
+    The positional signature is Starlette's; the keyword-only arguments after
+    ``*`` are ours. ``stat_result`` fills the headers at construction (as in
+    Starlette); they are refreshed from the opened file when the response runs.
+    ``method="HEAD"`` sends headers only, whatever the request's method.
+    """
+
+    chunk_size = 64 * 1024
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+        filename: str | None = None,
+        stat_result: os.stat_result | None = None,
+        method: str | None = None,
+        content_disposition_type: str = "attachment",
+        *,
+        chunk_size: int | None = None,
+        commit_deadline: float | None = 1.0,
+        cleanup_timeout: float = 5.0,
+        send_timeout: float | None = None,
+        on_outcome: OutcomeCallback | None = None,
+    ) -> None:
+        if media_type is None:
+            media_type = mimetypes.guess_type(filename or os.fspath(path))[0]
+        super().__init__((), status_code, headers, media_type or "application/octet-stream",
+                         background, commit_deadline=commit_deadline,
+                         cleanup_timeout=cleanup_timeout, send_timeout=send_timeout,
+                         on_outcome=on_outcome)
+        self.path = path
+        self.filename = filename
+        self.send_header_only = method is not None and method.upper() == "HEAD"
+        if chunk_size is not None:
+            if type(chunk_size) is not int or chunk_size <= 0:
+                raise StreamingConfigError(f"chunk_size must be a positive int, not {chunk_size!r}")
+            self.chunk_size = chunk_size
+        self._own = {name for name, _ in self.raw_headers}  # the caller's headers
+        self._set_default(b"accept-ranges", b"bytes")
+        if filename is not None:
+            self._set_default(*encode_header("content-disposition",
+                                             content_disposition(content_disposition_type,
+                                                                 filename)))
+        self.stat_result = stat_result
+        if stat_result is not None:
+            self._set_stat_headers(stat_result)
+
+    def _set_default(self, name: bytes, value: bytes) -> None:
+        if not any(k == name for k, _ in self.raw_headers):
+            self.raw_headers.append((name, value))
+
+    def _set_stat_headers(self, st: os.stat_result) -> None:
+        values = (str(st.st_size), http_date(st.st_mtime), _etag(st))
+        ours = dict(zip(_STAT_HEADERS, (v.encode("latin-1") for v in values), strict=True))
+        self.raw_headers[:] = [(k, v) for k, v in self.raw_headers
+                               if k in self._own or k not in ours]
+        for name, value in ours.items():
+            if name not in self._own:
+                self.raw_headers.append((name, value))
+
+    # -- ASGI ------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise UnsupportedScopeError(f"{type(self).__name__} serves HTTP, not {scope['type']!r}")
+        if self._called:
+            raise ResponseReusedError(f"this {type(self).__name__} has already been sent")
+        self._called = True
+        fd = await anyio.to_thread.run_sync(_open_regular_file, self.path)
+        try:
+            st = os.fstat(fd)
+            self._set_stat_headers(st)
+            method = "HEAD" if self.send_header_only else str(scope.get("method", "GET"))
+            decision = decide(method, request_headers(scope), st.st_size, _etag(st),
+                              st.st_mtime, status=self.status_code)
+            status, headers, body = self._plan(decision, st, fd)
+            driver = Driver(receive, send, self, status, headers, self.policy)
+            if method.upper() == "HEAD":
+                outcome = await driver.run_head(())
+            else:
+                outcome = await driver.run(body)
+        finally:
+            os.close(fd)  # the body generator is closed by the driver before this
+        await self._finish(outcome)
+
+    def _plan(self, decision: Decision, st: os.stat_result, fd: int,
+              ) -> tuple[int, RawHeaders, AsyncIterator[bytes]]:
+        """The status, headers and body source that carry out ``decision``."""
+        fd_body = _FileBody(fd, st, self.chunk_size)
+        if decision.status is Status.OK:
+            return self.status_code, self.raw_headers, fd_body.whole()
+        if decision.status is Status.PARTIAL_CONTENT:
+            return self._partial(decision.ranges, st.st_size, fd_body)
+        if decision.status is Status.NOT_MODIFIED:
+            kept = [(k, v) for k, v in self.raw_headers if k in _NOT_MODIFIED_KEEP]
+            return 304, kept, _nothing()
+        if decision.status is Status.RANGE_NOT_SATISFIABLE:
+            headers = [(b"content-range", f"bytes */{st.st_size}".encode()), *_EMPTY_TEXT]
+            return 416, headers, _nothing()
+        return 412, list(_EMPTY_TEXT), _nothing()
+
+    def _partial(self, ranges: tuple[ByteRange, ...], size: int, body: _FileBody,
+                 ) -> tuple[int, RawHeaders, AsyncIterator[bytes]]:
+        headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        if len(ranges) == 1:
+            only = ranges[0]
+            headers += [(b"content-range", only.content_range(size).encode()),
+                        (b"content-length", str(only.length).encode())]
+            return 206, headers, body.ranges(ranges, [b""], b"")
+        # 95 bits of randomness, as browsers use for form boundaries: a boundary
+        # must not occur in the data (RFC 2046 5.1.1).
+        boundary = secrets.token_hex(12)
+        content_type = ResponseHeaders(self.raw_headers).get("content-type", "")
+        heads, closing = multipart_heads(ranges, size, content_type, boundary)
+        headers = [(k, v) for k, v in headers if k != b"content-type"]
+        headers += [
+            (b"content-type", f"multipart/byteranges; boundary={boundary}".encode()),
+            (b"content-length", str(multipart_length(ranges, heads, closing)).encode()),
+        ]
+        return 206, headers, body.ranges(ranges, heads, closing)
+
+
+class _FileBody:
+    """The body's chunks, read from the open descriptor in worker threads."""
+
+    def __init__(self, fd: int, st: os.stat_result, chunk_size: int) -> None:
+        self.fd = fd
+        self.version = (st.st_size, st.st_mtime_ns)
+        self.chunk_size = chunk_size
+
+    def whole(self) -> AsyncIterator[bytes]:
+        return self.pieces([ByteRange(0, self.version[0] - 1)])
+
+    def ranges(self, ranges: tuple[ByteRange, ...], heads: list[bytes],
+               closing: bytes) -> AsyncIterator[bytes]:
+        if len(ranges) == 1:
+            return self.pieces(list(ranges))
+        pieces: list[bytes | ByteRange] = []
+        for head, byte_range in zip(heads, ranges, strict=True):
+            pieces += [head, byte_range, b"\r\n"]
+        return self.pieces([*pieces, closing])
+
+    async def pieces(self, pieces: list[bytes | ByteRange]) -> AsyncIterator[bytes]:
+        """Yield each piece: bytes as they are, a range read in chunks."""
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                yield piece
+                continue
+            offset, end = piece.first, piece.last + 1
+            while offset < end:
+                chunk = await anyio.to_thread.run_sync(
+                    _read_unchanged, self.fd, min(self.chunk_size, end - offset), offset,
+                    self.version)
+                # A read cannot be cancelled once in its thread: if the client
+                # left meanwhile, stop here rather than yield a late chunk.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+                offset += len(chunk)
+                yield chunk
+
+
+def _read_unchanged(fd: int, count: int, offset: int, version: tuple[int, int]) -> bytes:
+    """Read ``count`` bytes at ``offset`` and check, after the read, that the
+    file is still the version the headers describe (see the module docstring)."""
+    chunk = os.pread(fd, count, offset)
+    st = os.fstat(fd)
+    if len(chunk) != count or (st.st_size, st.st_mtime_ns) != version:
+        raise FileChangedError(
+            f"the file changed during the download (size {version[0]} -> {st.st_size}); "
+            "the response was cut")
+    return chunk
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # pragma: no cover (makes this an async generator)
+
+
+def _open_regular_file(path: str | os.PathLike[str]) -> int:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise FileResponseError(f"File at path {os.fspath(path)} does not exist.") from None
+    except IsADirectoryError:
+        raise FileResponseError(f"File at path {os.fspath(path)} is not a file.") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileResponseError(f"File at path {os.fspath(path)} is not a file.")
+    return fd
+
+
+def _etag(st: os.stat_result) -> str:
+    return file_etag(st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name; repeated fields joined with
+    ``", "`` (RFC 9110 5.3), so a repeated singleton such as ``Range`` becomes
+    invalid syntax and is ignored, as it should be."""
+    joined: dict[str, str] = {}
+    for name, value in scope.get("headers", ()):
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        joined[key] = f"{joined[key]}, {text}" if key in joined else text
+    return joined
+
+
+def content_disposition(disposition_type: str, filename: str) -> str:
+    """``Content-Disposition`` for ``filename`` (RFC 6266 4.3): a plain quoted
+    ``filename`` when it is printable ASCII without quotes or backslashes;
+    otherwise an ASCII fallback plus ``filename*`` in RFC 8187 (5987) encoding."""
+    plain = filename.isascii() and filename.isprintable() and not set(filename) & {'"', "\\"}
+    if plain:
+        return f'{disposition_type}; filename="{filename}"'
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_"
+                       for c in filename)
+    encoded = quote(filename, safe="!#$&+-.^_`|~")
+    return f"{disposition_type}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"

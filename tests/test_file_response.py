@@ -1,0 +1,181 @@
+"""FileResponse in-process: what the range decision says, carried out on a real file."""
+
+from __future__ import annotations
+
+import email
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from streaming import EndReason, FileChangedError, FileResponse, FileResponseError
+from streaming._types import Receive, Scope, Send
+from streaming.responses.file import content_disposition
+from streaming.testing import StreamingClient
+
+DATA = bytes(range(256)) * 40  # 10,240 bytes
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    target = tmp_path / "data.bin"
+    target.write_bytes(DATA)
+    return target
+
+
+def app_for(make: Callable[[], FileResponse]) -> Callable[[Scope, Receive, Send], object]:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await make()(scope, receive, send)
+    return app
+
+
+async def fetch(path: Path, method: str = "GET", **headers: str) -> tuple[int, dict[str, str],
+                                                                          bytes]:
+    client = StreamingClient(app_for(lambda: FileResponse(path)))
+    response = await client.request(method, "/", headers=headers)
+    assert response.status_code is not None
+    return response.status_code, response.headers, response.body
+
+
+async def test_whole_file_with_validators(path: Path) -> None:
+    status, headers, body = await fetch(path)
+    assert (status, body) == (200, DATA)
+    assert headers["content-length"] == str(len(DATA))
+    assert headers["accept-ranges"] == "bytes"
+    assert headers["content-type"] == "application/octet-stream"
+    assert headers["etag"].startswith('"') and headers["last-modified"].endswith(" GMT")
+
+
+async def test_single_range(path: Path) -> None:
+    status, headers, body = await fetch(path, range="bytes=100-199")
+    assert (status, body) == (206, DATA[100:200])
+    assert headers["content-range"] == f"bytes 100-199/{len(DATA)}"
+    assert headers["content-length"] == "100"
+
+
+async def test_multipart_byteranges(path: Path) -> None:
+    status, headers, body = await fetch(path, range="bytes=5000-5009,0-9,-5")
+    assert status == 206
+    assert int(headers["content-length"]) == len(body)
+    content_type = headers["content-type"]
+    assert content_type.startswith("multipart/byteranges; boundary=")
+    message = email.message_from_bytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n"
+                                       + body)
+    parts = [(p["Content-Range"], p["Content-Type"], p.get_payload(decode=True))
+             for p in message.get_payload()]
+    size = len(DATA)
+    assert parts == [  # in the order requested (RFC 9110 14.6)
+        (f"bytes 5000-5009/{size}", "application/octet-stream", DATA[5000:5010]),
+        (f"bytes 0-9/{size}", "application/octet-stream", DATA[:10]),
+        (f"bytes {size - 5}-{size - 1}/{size}", "application/octet-stream", DATA[-5:]),
+    ]
+
+
+async def test_unsatisfiable_and_ignored_ranges(path: Path) -> None:
+    status, headers, body = await fetch(path, range="bytes=99999-")
+    assert (status, body, headers["content-range"]) == (416, b"", f"bytes */{len(DATA)}")
+    assert (await fetch(path, range="items=0-1"))[::2] == (200, DATA)  # RFC 9110 14.2
+    assert (await fetch(path, range="bytes=oops"))[::2] == (200, DATA)
+
+
+async def test_conditional_requests(path: Path) -> None:
+    _, headers, _ = await fetch(path)
+    status, not_modified, body = await fetch(path, **{"if-none-match": headers["etag"]})
+    assert (status, body) == (304, b"")
+    assert not_modified["etag"] == headers["etag"] and "content-length" not in not_modified
+    modified_since = {"if-modified-since": headers["last-modified"]}
+    assert (await fetch(path, **modified_since))[0] == 304
+    assert (await fetch(path, **{"if-match": '"other"'}))[0] == 412
+    if_range = {"range": "bytes=0-0", "if-range": '"stale"'}
+    assert (await fetch(path, **if_range))[::2] == (200, DATA)
+    if_range["if-range"] = headers["etag"]
+    assert (await fetch(path, **if_range))[::2] == (206, DATA[:1])
+
+
+async def test_head_sends_headers_only(path: Path) -> None:
+    status, headers, body = await fetch(path, "HEAD", range="bytes=0-9")
+    assert (status, body, headers["content-length"]) == (200, b"", str(len(DATA)))
+    response = FileResponse(path, method="HEAD")
+    reply = await StreamingClient(app_for(lambda: response)).get("/")
+    assert (reply.status_code, reply.body) == (200, b"")
+    assert response.outcome is not None and response.outcome.reason is EndReason.HEAD
+
+
+async def test_starlette_signature_and_headers(path: Path) -> None:
+    response = FileResponse(path, 200, {"etag": '"mine"'}, None, None, "résumé.pdf",
+                            os.stat(path), None, "inline")
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["etag"] == '"mine"'  # the caller's header wins
+    assert response.headers["content-length"] == str(len(DATA))
+    assert response.headers["content-disposition"] == (
+        "inline; filename=\"r_sum_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf")
+    assert content_disposition("attachment", "a b.txt") == 'attachment; filename="a b.txt"'
+    assert content_disposition("attachment", 'x"y') == (
+        "attachment; filename=\"x_y\"; filename*=UTF-8''x%22y")
+
+
+async def test_missing_file_and_directory(tmp_path: Path) -> None:
+    for target in (tmp_path / "missing", tmp_path):
+        client = StreamingClient(app_for(lambda t=target: FileResponse(t)))  # type: ignore[misc]
+        with pytest.raises(FileResponseError):
+            await client.get("/")
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_client_leaving_closes_the_file(path: Path) -> None:
+    client = StreamingClient(app_for(lambda: FileResponse(path, chunk_size=100)), buffer=1)
+    before = _open_fds()
+    response = FileResponse(path, chunk_size=100)
+    client = StreamingClient(app_for(lambda: response), buffer=1)
+    with anyio.fail_after(5):
+        async with client.stream("GET", "/", disconnect_after=2) as reply:
+            assert _open_fds() == before + 1  # the file is open while it streams
+            await reply.read()
+        outcome = await response.wait_for_outcome()
+    assert outcome.reason is EndReason.CLIENT_DISCONNECTED
+    assert _open_fds() == before
+
+
+@pytest.mark.parametrize("change", ["truncate", "rewrite"])
+async def test_file_changing_during_download_cuts_the_body(path: Path, change: str) -> None:
+    response = FileResponse(path, chunk_size=1024)
+    client = StreamingClient(app_for(lambda: response), buffer=1,
+                             raise_app_exceptions=False)
+    with anyio.fail_after(5):
+        async with client.stream("GET", "/") as reply:
+            first = await reply.next_chunk()
+            if change == "truncate":
+                os.truncate(path, 2048)
+            else:
+                with open(path, "r+b") as f:  # same size, new bytes, new mtime
+                    f.write(b"\xff" * len(DATA))
+                os.utime(path, ns=(1, 1))
+            rest = await reply.read()
+    assert first == DATA[:1024]
+    assert not reply.complete  # cut: no end of body
+    assert DATA.startswith(rest)  # every byte sent is of the first version
+    assert isinstance(reply.app_exception, FileChangedError)
+
+
+async def test_file_replaced_by_rename_is_served_whole(path: Path, tmp_path: Path) -> None:
+    response = FileResponse(path, chunk_size=1024)
+    client = StreamingClient(app_for(lambda: response), buffer=1)
+    with anyio.fail_after(5):
+        async with client.stream("GET", "/") as reply:
+            await reply.next_chunk()
+            replacement = tmp_path / "new.bin"
+            replacement.write_bytes(b"new")
+            os.replace(replacement, path)
+            await reply.read()
+    assert reply.complete and reply.body == DATA  # the version its ETag names
+
+
+async def test_status_other_than_200_serves_the_file(path: Path) -> None:
+    client = StreamingClient(app_for(lambda: FileResponse(path, 404)))
+    reply = await client.get("/", headers={"range": "bytes=0-1"})
+    assert (reply.status_code, reply.body) == (404, DATA)
