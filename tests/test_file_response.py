@@ -152,8 +152,7 @@ async def test_file_changing_during_download_cuts_the_body(path: Path, change: s
             if change == "truncate":
                 os.truncate(path, 2048)
             else:
-                with open(path, "r+b") as f:  # same size, new bytes, new mtime
-                    f.write(b"\xff" * len(DATA))
+                await anyio.Path(path).write_bytes(b"\xff" * len(DATA))  # same size
                 os.utime(path, ns=(1, 1))
             rest = await reply.read()
     assert first == DATA[:1024]

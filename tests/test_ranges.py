@@ -5,6 +5,7 @@ Pure and synchronous (``streaming/encoders/ranges.py``): no server, no event loo
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -171,7 +172,7 @@ def test_any_header_gives_ranges_inside_the_file_and_no_amplification(
     for r in decision.ranges:
         assert 0 <= r.first <= r.last < size
     ordered = sorted(decision.ranges, key=lambda r: r.first)
-    assert all(a.last + 1 + COALESCE_GAP < b.first for a, b in zip(ordered, ordered[1:]))
+    assert all(a.last + 1 + COALESCE_GAP < b.first for a, b in itertools.pairwise(ordered))
     assert sum(r.length for r in decision.ranges) <= size
     assert (decision.status is Status.PARTIAL_CONTENT) == bool(decision.ranges)
 
