@@ -11,13 +11,18 @@ from streaming.drain import Drain, DrainReport
 from streaming.driver import StreamPolicy
 from streaming.encoders import ServerSentEvent, SSEParser
 from streaming.exceptions import (
+    BodyIncompleteError,
+    BodyTimeoutError,
+    BodyTooLargeError,
     ContentTypeError,
     FileChangedError,
     FileResponseError,
     HeaderValidationError,
     InvalidContentError,
+    InvalidJSONError,
     MissingEventIdError,
     NDJSONEncodingError,
+    RequestBodyError,
     ResponseReusedError,
     SSEEncodingError,
     StreamingConfigError,
@@ -29,6 +34,7 @@ from streaming.exceptions import (
     WireFormatError,
 )
 from streaming.outcome import EndReason, Outcome
+from streaming.request_body import RequestBody, parse_json, read_body, read_json
 from streaming.responses import (
     EventSourceResponse,
     FileResponse,
@@ -40,6 +46,9 @@ from streaming.resume import RESET_EVENT, Replay, ReplayBuffer, read_last_event_
 
 __all__ = [
     "RESET_EVENT",
+    "BodyIncompleteError",
+    "BodyTimeoutError",
+    "BodyTooLargeError",
     "ContentTypeError",
     "Drain",
     "DrainReport",
@@ -50,12 +59,15 @@ __all__ = [
     "FileResponseError",
     "HeaderValidationError",
     "InvalidContentError",
+    "InvalidJSONError",
     "MissingEventIdError",
     "NDJSONEncodingError",
     "NDJSONResponse",
     "Outcome",
     "Replay",
     "ReplayBuffer",
+    "RequestBody",
+    "RequestBodyError",
     "ResponseHeaders",
     "ResponseReusedError",
     "SSEEncodingError",
@@ -70,5 +82,8 @@ __all__ = [
     "UnsupportedScopeError",
     "UpstreamError",
     "WireFormatError",
+    "parse_json",
+    "read_body",
+    "read_json",
     "read_last_event_id",
 ]

@@ -164,3 +164,49 @@ class FileChangedError(StreamingError, RuntimeError):
     truncated or rewritten during the download (its size or modification time
     changed, or a read came up short). The response ends cut, so the client
     never holds bytes of two versions under one ``ETag``."""
+
+
+class RequestBodyError(StreamingError):
+    """Raised by the bounded request-body reader (``streaming.RequestBody``,
+    ``read_body``, ``read_json``) when it stops reading a request body. It
+    carries the answer: ``status_code`` (one per subclass), ``detail`` (safe to
+    show the client: it names the limit, never echoes the body) and
+    ``headers`` (``Connection: close`` on HTTP/1.x when the unread rest of the
+    body makes the connection unusable).
+
+    Raised from a producer before its first chunk it becomes that status, like
+    ``StreamRefused``; in a plain Starlette endpoint register one exception
+    handler for this class (the README shows it)."""
+
+    status_code = 400
+
+    def __init__(self, detail: str, headers: Mapping[str, str] | None = None) -> None:
+        self.detail = detail
+        self.headers = dict(headers or {})
+        super().__init__(f"{self.status_code} {detail}")
+
+
+class BodyTooLargeError(RequestBodyError):
+    """413: the body's ``Content-Length`` is over ``max_size`` (refused before
+    any of it is read), or the bytes received so far are (chunked bodies)."""
+
+    status_code = 413
+
+
+class BodyTimeoutError(RequestBodyError):
+    """408: no body bytes arrived for ``idle_timeout`` seconds, or the whole
+    body took longer than ``read_timeout`` (a client trickling a few bytes a second)."""
+
+    status_code = 408
+
+
+class BodyIncompleteError(RequestBodyError):
+    """400: the client disconnected before the end of its body. Nobody is left
+    to read the answer; the status only keeps the error in the 4xx family."""
+
+
+class InvalidJSONError(RequestBodyError, ValueError):
+    """400: ``read_json`` / ``parse_json`` got a body that is not one JSON text
+    we accept: not UTF-8, malformed, ``NaN``/``Infinity``, nested deeper than
+    ``max_depth``, or holding a lone surrogate escape (``"\\ud800"``, which no
+    UTF-8 encoder can write back). It is also a ``ValueError``."""
