@@ -38,11 +38,14 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from examples.chat_page import chat_page
-from streaming import EndReason, Outcome, StreamingResponse
+from streaming import EndReason, Outcome, RequestBodyError, StreamingResponse, read_json
 from streaming.integrations import ChatRelay, LocalOpenAI, RelayMode, RelayResult
 
 #: Longest prompt the page may send: the relay forwards it to a paid API.
 MAX_PROMPT = 4000
+#: Largest request bodies read (413 beyond): a prompt, escaped; a proxied chat.
+MAX_PROMPT_BODY = 64 * 1024
+MAX_PROXY_BODY = 256 * 1024
 LOCAL_MODEL = "local-echo"
 
 #: Our responses are Starlette responses at run time, but not to the type checker.
@@ -150,7 +153,10 @@ class ChatDemo:
         return await self._answer(request, "ndjson")
 
     async def _answer(self, request: Request, mode: RelayMode) -> Answer:
-        prompt = await _read_prompt(request)
+        try:
+            prompt = await _read_prompt(request)
+        except RequestBodyError as exc:  # 413, 408 or 400, with its headers
+            return refuse_body(exc)
         if prompt is None:
             return _bad_request(f'send {{"prompt": "..."}}, at most {MAX_PROMPT} characters')
         body = {"messages": [{"role": "user", "content": prompt}]}
@@ -176,9 +182,9 @@ class ChatDemo:
 
     async def proxy(self, request: Request) -> Answer:
         try:
-            body = await request.json()
-        except ValueError:
-            body = None
+            body = await read_json(request, max_size=MAX_PROXY_BODY)
+        except RequestBodyError as exc:
+            return refuse_body(exc)
         if not isinstance(body, dict):
             return _bad_request("the body must be a JSON object")
         return self.relay_for(request).respond(body, "openai")
@@ -194,19 +200,26 @@ def _own_url(request: Request) -> str:
 
 
 async def _read_prompt(request: Request) -> str | None:
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
+    # Bounded: 413 past MAX_PROMPT_BODY, 408 for a stalled body, 400 for
+    # malformed or hostile JSON, each a RequestBodyError carrying its status.
+    body = await read_json(request, max_size=MAX_PROMPT_BODY)
     prompt = body.get("prompt") if isinstance(body, dict) else None
     if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > MAX_PROMPT:
         return None
     return prompt
 
 
-def _bad_request(message: str) -> JSONResponse:
+def _bad_request(message: str, status: int = 400,
+                 headers: Mapping[str, str] | None = None) -> JSONResponse:
     error = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
-    return JSONResponse({"error": error}, status_code=400)
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def refuse_body(error: RequestBodyError) -> JSONResponse:
+    """A body the reader refused: its status (413, 408, 400), its headers
+    (``Connection: close`` when the rest of the body is still unread), and an
+    OpenAI-shaped error."""
+    return _bad_request(error.detail, error.status_code, error.headers)
 
 
 def chat_routes(*, scale: float = 1.0) -> list[BaseRoute]:

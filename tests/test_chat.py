@@ -100,6 +100,23 @@ def test_a_bad_prompt_is_a_400(server: UvicornThread) -> None:
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
+HOSTILE_BODIES = [
+    pytest.param(b'{"prompt": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", 400, id="deep"),
+    pytest.param(b'{"prompt": "\\ud800"}', 400, id="lone-surrogate"),
+    pytest.param(b'{"prompt": NaN}', 400, id="nan"),
+    pytest.param(b'{"prompt": "' + b"x" * 300_000 + b'"}', 413, id="oversized"),
+]
+
+
+@pytest.mark.parametrize(("body", "status"), HOSTILE_BODIES)
+@pytest.mark.parametrize("path", ["/chat/stream", "/chat/ndjson", "/proxy/v1/chat/completions"])
+def test_hostile_bodies_are_client_errors(server: UvicornThread, path: str, body: bytes,
+                                         status: int) -> None:
+    response = httpx.post(server.url + path, content=body, timeout=10)
+    assert response.status_code == status
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
 def test_python_m_examples_serves_the_chat_with_no_api_key(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole demo app: the page, and the relay's proxy read by the SDK,
