@@ -176,7 +176,8 @@ def test_encode_event_errors(event: ServerSentEvent, kwargs: dict[str, object], 
 
 ITEM_ERRORS = [
     pytest.param(None, {}, "None is not an event", id="none"),
-    pytest.param({"a": 1}, {}, "dict needs JSON: pass json_data=True", id="dict"),
+    pytest.param({"a": 1}, {}, "To send the dict itself as JSON data, pass json_data=True",
+                 id="dict"),
     pytest.param(["a"], {}, "list needs JSON: pass json_data=True", id="list"),
     pytest.param("x", {"sep": " "}, "separator must be", id="bad-sep-str"),
     pytest.param(b"x", {"sep": "\t"}, "separator must be", id="bad-sep-bytes"),

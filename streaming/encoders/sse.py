@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from streaming.encoders.sse_shapes import event_from_dict, event_from_object
 from streaming.exceptions import SSEEncodingError
 
 __all__ = ["ServerSentEvent", "encode_comment", "encode_event", "encode_item", "item_encoder"]
@@ -58,8 +59,9 @@ class ServerSentEvent:
 
 def encode_item(item: object, *, sep: str = "\n", json_data: bool = False) -> bytes:
     """Encode what a producer yields: a :class:`ServerSentEvent`; pre-encoded
-    ``bytes`` (passed through untouched); or anything else as the ``data`` of an
-    event (``str`` as is; ``dict``/``list`` need ``json_data=True``)."""
+    ``bytes`` (passed through untouched); an event ``dict`` or event object of
+    sse-starlette's or FastAPI's (``sse_shapes``); or anything else as the
+    ``data`` of an event (``str`` as is; ``dict``/``list`` need ``json_data=True``)."""
     if type(item) is str and "\n" not in item and "\r" not in item:
         _check_sep(sep)  # the common case: one data line
         return _utf8(f"data: {item}{sep}{sep}")
@@ -70,6 +72,12 @@ def encode_item(item: object, *, sep: str = "\n", json_data: bool = False) -> by
         return item if type(item) is bytes else bytes(item)
     if item is None:
         raise SSEEncodingError("None is not an event; yield a ServerSentEvent, str or bytes")
+    # sse-starlette's and FastAPI's shapes (see sse_shapes); with json_data=True
+    # a dict is JSON data, as it always was here.
+    fields = (event_from_dict(item) if type(item) is dict and not json_data
+              else event_from_object(item))
+    if fields is not None:
+        return encode_event(ServerSentEvent(*fields), sep=sep, json_data=json_data)
     return encode_event(ServerSentEvent(data=item), sep=sep, json_data=json_data)
 
 

@@ -53,7 +53,9 @@ class EventSourceResponse(StreamingResponse):
     """Stream items as ``text/event-stream``.
 
     Items may be ``ServerSentEvent``, ``str`` (sent as ``data``), pre-encoded
-    ``bytes`` (untouched), or ``dict``/``list`` data when ``json_data=True``.
+    ``bytes`` (untouched), sse-starlette's event dicts and event objects and
+    FastAPI's ``ServerSentEvent`` (with their meaning: ``encoders/sse_shapes``),
+    or ``dict``/``list`` data when ``json_data=True``.
     ``content`` may also be a callable taking the request's validated
     ``Last-Event-ID`` and returning the producer, so a reconnecting client
     resumes where it left off.
