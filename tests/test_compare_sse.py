@@ -32,6 +32,9 @@ from streaming.compare.starlette_layer import hand_format
 from streaming.testing import StreamingClient, TestResponse
 from tests.servers import UvicornThread
 
+#: Asserts peers' behaviour (pinned in tests/constraints.txt).
+pytestmark = pytest.mark.peer
+
 #: Progress steps 5 ms apart instead of the demo's 0.5 s.
 SCALE = 0.01
 

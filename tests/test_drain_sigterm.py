@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 
 from streaming import ServerSentEvent, SSEParser
 from tests.servers import uvicorn_process
@@ -111,6 +112,7 @@ def test_sigterm_drains_every_stream_then_uvicorn_exits() -> None:
     assert exit_time < grace  # the drain, not uvicorn's timeout, ended the streams
 
 
+@pytest.mark.peer
 def test_on_sigterm_the_peers_end_without_a_final_event() -> None:
     """The same shutdown with one stream per layer (peers pinned in
     tests/constraints.txt). Starlette's stream hears nothing and is cut when

@@ -19,6 +19,9 @@ from examples.scenario1 import LAYERS
 from streaming.testing import StreamingClient
 from tests.servers import Probe, UvicornThread
 
+#: Asserts peers' behaviour (pinned in tests/constraints.txt).
+pytestmark = pytest.mark.peer
+
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
 

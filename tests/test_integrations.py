@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anyio
+import pytest
 from fastapi import BackgroundTasks, FastAPI, HTTPException
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,6 +14,9 @@ from starlette.routing import Route
 
 from streaming import EndReason, Outcome, StreamingResponse
 from streaming.testing import StreamingClient
+
+#: Asserts peers' behaviour (pinned in tests/constraints.txt).
+pytestmark = pytest.mark.peer
 
 
 async def lines(count: int) -> AsyncIterator[str]:

@@ -71,6 +71,7 @@ FASTAPI_ITEMS = [
 ]
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize(("item", "expected"), FASTAPI_ITEMS)
 def test_fastapi_events_mean_what_they_mean_there(item: FastAPIEvent, expected: E) -> None:
     assert parse(encode_item(item)) == [expected]

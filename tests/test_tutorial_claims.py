@@ -35,6 +35,9 @@ from streaming.testing import StreamingClient
 from streaming.testing.client import SpecVersion
 from tests.servers import Probe, UvicornThread
 
+#: Asserts peers' behaviour (pinned in tests/constraints.txt).
+pytestmark = pytest.mark.peer
+
 BRANCHES = {
     "disconnect": ["start", "except GeneratorExit", "except cancelled", "finally"],
     "cleanup": ["acquire", "except GeneratorExit", "except cancelled", "release",
