@@ -14,6 +14,12 @@ from examples.scenario1 import EXTRA_ENDPOINTS, LAYERS, TUTORIAL_ENDPOINTS
 from streaming import Drain
 
 
+#: The help text: plain words for a terminal (the docstring above is reST).
+DESCRIPTION = ("Serve the demo (every example) with uvicorn and print its endpoints and "
+               "curl commands. It listens on 127.0.0.1 unless --host says otherwise: a demo "
+               "should not listen on every interface unless asked.")
+
+
 def banner(base_url: str) -> str:
     """The endpoint list and curl commands for a server at ``base_url``."""
     rule = "=" * 60
@@ -42,9 +48,10 @@ def banner(base_url: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m examples", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser = argparse.ArgumentParser(prog="python -m examples", description=DESCRIPTION)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface to listen on (default 127.0.0.1; 0.0.0.0 for every one)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every built-in delay (0.1 = ten times faster)")
     args = parser.parse_args(argv)

@@ -89,8 +89,8 @@ def _listening_socket() -> socket.socket:
 
 
 @contextmanager
-def uvicorn_process(app_spec: str, *args: str, env: dict[str, str] | None = None
-                    ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def uvicorn_process(app_spec: str, *args: str, env: dict[str, str] | None = None,
+                    cwd: Path = ROOT) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """Start ``python -m uvicorn APP_SPEC`` on a socket bound here and passed by fd,
     so the port is known before the child starts and connections queue until it
     serves. Yields the process and its base URL; stops it by pid."""
@@ -98,7 +98,7 @@ def uvicorn_process(app_spec: str, *args: str, env: dict[str, str] | None = None
     port = listener.getsockname()[1]
     command = [sys.executable, "-m", "uvicorn", app_spec, "--fd", str(listener.fileno()),
                "--log-level", "warning", *args]
-    child = subprocess.Popen(command, cwd=ROOT, pass_fds=[listener.fileno()],
+    child = subprocess.Popen(command, cwd=cwd, pass_fds=[listener.fileno()],
                              env={**os.environ, **(env or {})})
     listener.close()
     try:
