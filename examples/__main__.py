@@ -13,7 +13,6 @@ from examples.app import build_demo_app
 from examples.scenario1 import EXTRA_ENDPOINTS, LAYERS, TUTORIAL_ENDPOINTS
 from streaming import Drain
 
-
 #: The help text: plain words for a terminal (the docstring above is reST).
 DESCRIPTION = ("Serve the demo (every example) with uvicorn and print its endpoints and "
                "curl commands. It listens on 127.0.0.1 unless --host says otherwise: a demo "
