@@ -18,7 +18,12 @@ Jobs (``"job"`` key):
   in, and ask the server (long poll) when the producer's ``finally`` ran;
 - ``hold``: open idle SSE connections in batches up to each count, each having
   received its first event, reading the server's ``VmRSS`` at each count;
-- ``pings``: hold connections to ``/ping-sse`` and time the keep-alives.
+- ``pings``: hold connections to ``/ping-sse`` and time the keep-alives; with
+  ``sources`` (several 127.0.0.x addresses, for more connections than one
+  address has ephemeral ports) and ``"pings": false`` (``/idle-sse``, for an
+  implementation without keep-alives) it is also the idle-streams job of
+  :mod:`benchmarks.curve`: the server's ``VmRSS`` around the opening, then its
+  CPU while they idle.
 """
 
 from __future__ import annotations
@@ -334,10 +339,31 @@ def request_bytes(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
 
 
-def connect(port: int, timeout: float = 10.0) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def connect(port: int, timeout: float = 10.0, source: str | None = None) -> socket.socket:
+    """A connection to 127.0.0.1, from ``source`` (another 127.0.0.x) if given:
+    each source address has its own ephemeral ports (about 28,000)."""
+    if source is None:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # The port is picked at connect() (ip(7)), so bind() cannot run out first.
+        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind((source, 0))
+        sock.settimeout(timeout)
+        sock.connect(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+#: ``IP_BIND_ADDRESS_NO_PORT`` from linux/in.h (not in the socket module).
+IP_BIND_ADDRESS_NO_PORT = 24
+
+
+def close_with_reset(sock: socket.socket) -> None:
+    """Close with an RST (``SO_LINGER`` 0): no TIME_WAIT holds the ports of
+    100,000 connections for a minute after the job."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()
 
 
 def read_response(sock: socket.socket, response: Response, deadline: float) -> None:
@@ -522,12 +548,13 @@ def run_cleanup(job: Job) -> Result:
 
 
 @contextmanager
-def held_connections(opened: list[tuple[socket.socket, Response]]) -> Iterator[None]:
+def held_connections(opened: list[tuple[socket.socket, Response]], reset: bool = False
+                     ) -> Iterator[None]:
     try:
         yield
     finally:
         for sock, _ in opened:
-            sock.close()
+            close_with_reset(sock) if reset else sock.close()
 
 
 def open_idle(
@@ -537,16 +564,19 @@ def open_idle(
     batch: int,
     deadline: float,
     opened: list[tuple[socket.socket, Response]],
+    sources: list[str] | None = None,
 ) -> None:
     """Open ``count`` more connections to ``path`` into ``opened``, in batches (so
-    the listen backlog never overflows), each read until its first SSE event."""
+    the listen backlog never overflows), each read until its first SSE event;
+    from each of ``sources`` in turn, if given."""
     request = request_bytes(path)
     target = len(opened) + count
     while len(opened) < target:
         with selectors.DefaultSelector() as selector:
             waiting = min(batch, target - len(opened))
             for _ in range(waiting):
-                sock = connect(port)
+                source = sources[len(opened) % len(sources)] if sources else None
+                sock = connect(port, source=source)
                 response = Response(collect=True)
                 opened.append((sock, response))  # the caller closes whatever is opened
                 sock.sendall(request)
@@ -594,20 +624,23 @@ def run_hold(job: Job) -> Result:
 
 def warm_up_idle(port: int, path: str, deadline: float) -> None:
     """Open and close a few idle connections and wait until their producers are
-    cleaned up, so one-time allocations are not counted per connection."""
+    cleaned up, so one-time allocations are not counted per connection. An
+    implementation that never closes an idle producer (aiohttp by default)
+    keeps these four: negligible next to thousands."""
     prefix = uuid.uuid4().hex[:12]
     tokens = [f"{prefix}-warm-{i}" for i in range(4)]
     opened: list[tuple[socket.socket, Response]] = []
     try:
         for token in tokens:
-            open_idle(port, f"{path}?token={token}", 1, 1, deadline, opened)
+            joiner = "&" if "?" in path else "?"
+            open_idle(port, f"{path}{joiner}token={token}", 1, 1, deadline, opened)
     finally:
         for sock, _ in opened:
             sock.close()
     for token in tokens:
-        answer = get(port, f"/cleanup?token={token}&timeout=10", deadline)
+        answer = get(port, f"/cleanup?token={token}&timeout=2", deadline)
         if json.loads(answer.body())["finally_at"] is None:
-            raise ProtocolError(f"warm-up idle producer {token} was never cleaned up")
+            return  # never closed: the others will not be either
 
 
 def run_pings(job: Job) -> Result:
@@ -617,18 +650,24 @@ def run_pings(job: Job) -> Result:
     ping shows, and so does drift (a sleep after each send)."""
     deadline = time.monotonic() + job["timeout"]
     interval, pid = job["ping"], job["pid"]
+    pings, sources = job.get("pings", True), job.get("sources")
     path = f"{job['path']}?ping={interval}"
     opened: list[tuple[socket.socket, Response]] = []
-    with held_connections(opened):
+    with held_connections(opened, reset=bool(sources)):
+        if sources:  # the idle-streams job also reports memory per connection
+            warm_up_idle(job["port"], path, deadline)
+        rss_before = server_rss_kib(pid)
         cpu_before, open_start = server_cpu_seconds(pid), time.monotonic()
         try:
             open_by = min(deadline, open_start + job["open_budget"])
-            open_idle(job["port"], path, job["count"], job["batch"], open_by, opened)
+            open_idle(job["port"], path, job["count"], job["batch"], open_by, opened, sources)
         except TimeoutError:
             seconds = time.monotonic() - open_start
             busy = (server_cpu_seconds(pid) - cpu_before) / seconds
             return {"overloaded": True, "opened": len(opened), "seconds": seconds,
                     "server_busy": busy}  # fmt: skip
+        opening = time.monotonic() - open_start
+        rss_after = server_rss_kib(pid)
         # Keep-alives sent while later connections were being opened sat unread
         # in socket buffers: read them now, so none is timed as if just arrived.
         for sock, response in opened:
@@ -641,9 +680,14 @@ def run_pings(job: Job) -> Result:
         for times in arrivals
         for earlier, later in itertools.pairwise(times)
     )
+    held = {"kib_per_conn": (rss_after - rss_before) / len(opened), "opening_s": opening}
+    if not pings:
+        return {**held, "server_busy": busy, "overloaded": False}
     if not lateness:
         raise ProtocolError(f"no two keep-alives arrived within {job['window']} s")
     return {
+        **held,
+        "late_100ms": sum(1 for value in lateness if value > 0.1) / len(lateness),
         "pings": sum(len(times) for times in arrivals),
         "lateness_median": lateness[len(lateness) // 2],
         "lateness_p99": lateness[min(len(lateness) - 1, int(len(lateness) * 0.99))],

@@ -49,8 +49,21 @@ BASELINE = "raw"
 @dataclass(frozen=True, slots=True)
 class Impl:
     name: str
+    #: ``module:app`` for uvicorn, or a module run with ``--port`` (``server="module"``)
     target: str
     label: str
+    server: str = "uvicorn"
+
+    def command(self, port: int) -> list[str]:
+        if self.server == "module":  # a server of its own (aiohttp)
+            return [sys.executable, "-m", self.target, "--port", str(port)]
+        return [
+            sys.executable, "-m", "uvicorn", self.target,
+            "--host", "127.0.0.1", "--port", str(port),
+            "--loop", "uvloop", "--http", "httptools", "--workers", "1",
+            "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+            "--backlog", "4096", "--timeout-graceful-shutdown", "2",
+        ]  # fmt: skip
 
 
 IMPLEMENTATIONS = (
@@ -60,6 +73,9 @@ IMPLEMENTATIONS = (
     Impl("starlette", "benchmarks.apps.starlette_peer:app", "Starlette StreamingResponse"),
     Impl("sse-starlette", "benchmarks.apps.sse_starlette_peer:app", "sse-starlette"),
     Impl("fastapi", "benchmarks.apps.fastapi_peer:app", "FastAPI path operations"),
+    Impl("litestar", "benchmarks.apps.litestar_peer:app", "Litestar Stream / ServerSentEvent"),
+    Impl("aiohttp", "benchmarks.apps.aiohttp_peer", "aiohttp StreamResponse / aiohttp-sse",
+         server="module"),
 )
 
 
@@ -84,6 +100,8 @@ class Sizes:
     ping_open_budget: float
     batch: int = 500
     warmup_n: int = 2000
+    #: How long to wait for an idle producer's cleanup before reporting "never".
+    cleanup_wait: float = 5.0
 
 
 MODES = {
@@ -139,6 +157,7 @@ MODES = {
         ping_open_budget=20,
         batch=10,
         warmup_n=20,
+        cleanup_wait=1.0,
     ),
 }
 
@@ -206,13 +225,7 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> None:
         self.port = free_port()
-        command = [
-            sys.executable, "-m", "uvicorn", self.impl.target,
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--loop", "uvloop", "--http", "httptools", "--workers", "1",
-            "--lifespan", "off", "--no-access-log", "--log-level", "warning",
-            "--backlog", "4096", "--timeout-graceful-shutdown", "2",
-        ]  # fmt: skip
+        command = self.impl.command(self.port)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -384,7 +397,7 @@ def ttfb(server: Server, sizes: Sizes) -> Samples:
 
 
 def _cleanup(server: Server, sizes: Sizes, path: str, key: str) -> Samples:
-    wait = 5.0
+    wait = sizes.cleanup_wait
     job = {"job": "cleanup", "port": server.port, "path": path, "wait": wait,
            "samples": sizes.cleanup_samples, "timeout": 30 + sizes.cleanup_samples}  # fmt: skip
     result = run_client(job)
@@ -656,7 +669,7 @@ def summarize(run: Run, metas: dict[str, dict[str, Any]], duration: float) -> di
 def environment() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
     for dist in ("asgi-streaming", "uvicorn", "uvloop", "httptools", "starlette", "sse-starlette",
-                 "fastapi", "anyio"):  # fmt: skip
+                 "fastapi", "litestar", "aiohttp", "aiohttp-sse", "anyio"):  # fmt: skip
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

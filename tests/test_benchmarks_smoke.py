@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
 
 
-def run_smoke(results_dir: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "benchmarks.run", "--smoke", "--only", "streaming",
+def run_smoke(results_dir: Path, only: str = "streaming", module: str = "benchmarks.run"
+              ) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", module, "--smoke", "--only", only,
                "--results-dir", str(results_dir)]  # fmt: skip
     proc = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -59,6 +60,36 @@ def test_smoke_run_measures_every_figure_for_the_baseline_and_ours(tmp_path: Pat
     assert sse.get("ratio", 0) > 0 or sse["status"].startswith("unavailable"), sse
     assert "| figure |" in done.stdout
     assert results_file.with_suffix(".md").exists()
+
+
+def test_smoke_run_checks_litestar_and_aiohttp(tmp_path: Path) -> None:
+    done = run_smoke(tmp_path, "litestar,aiohttp")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    [results_file] = tmp_path.glob("*.json")
+    results = json.loads(results_file.read_text())
+    assert results["failures"] == []
+    values = figure_values(results)
+    for key in ("small_1", "sync_1", "large", "sse", "ndjson", "ttfb"):
+        for name in ("litestar", "aiohttp"):
+            assert values[key][name]["ratio"] > 0, (key, name, values[key][name])
+    # aiohttp by default does not cancel a handler whose client left.
+    assert values["cleanup"]["aiohttp"]["status"].startswith("never")
+    assert values["ping_p99"]["litestar"]["status"].startswith("n/a")
+
+
+def test_cost_curve_smoke_run(tmp_path: Path) -> None:
+    done = run_smoke(tmp_path, "streaming", "benchmarks.curve")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    [results_file] = tmp_path.glob("*.json")
+    results = json.loads(results_file.read_text())
+    assert results["failures"] == []
+    for name in ("raw", "streaming"):
+        medians = results["medians"][name]
+        for key in ("chunks_1", "chunks_10", "cpu_10", "idle_kib", "idle_cpu", "idle_p99"):
+            assert medians[key] > 0 or key == "idle_kib", (name, key, medians)
+    assert "| 10 streams x" in done.stdout
 
 
 def test_batch_latency_measurement_runs() -> None:
