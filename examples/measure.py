@@ -3,6 +3,8 @@
 ``python -m examples.measure`` serves the demo (both layers) in a background
 thread with the tutorial's full delays and prints:
 
+* the time to ``/simple``'s response headers on each layer (ours waits for
+  the first chunk, up to ``commit_deadline``; Starlette's and FastAPI's do not);
 * wall time of ten concurrent requests to ``/sync``, ``/async`` and the
   anti-pattern ``/async-blocking`` (the tutorial: "50 s vs 5 s");
 * for a client that leaves ``/disconnect`` after three lines: which producer
@@ -190,11 +192,28 @@ async def concurrency_figures(base: str, scale: float) -> None:
             say(f"  {layer:<9} /{endpoint:<15} {wall:6.2f} s  ({wall / per_request:4.1f}x one)")
 
 
+async def headers_time(url: str) -> float:
+    """Seconds from sending a GET of ``url`` to having its response headers."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        started = time.monotonic()
+        async with client.stream("GET", url):
+            return time.monotonic() - started
+
+
+async def headers_figures(base: str, runs: int = 5) -> None:
+    # Starlette's StreamingResponse is also FastAPI's (fastapi.responses re-exports it).
+    say("\n/simple, time to the response headers (the first line comes after 0.5 s x scale)")
+    for layer in LAYERS:
+        times = [await headers_time(f"{base}/{layer}/simple") for _ in range(runs)]
+        say(f"  {layer:<9} median {statistics.median(times) * 1000:6.1f} ms of {runs}")
+
+
 async def measure(scale: float, runs: int, skip_concurrency: bool) -> None:
     marks = Marks()
     app = marking_returns(build_demo_app(scale=scale, recorder=marks), marks)
     with serve(app) as base, contextlib.redirect_stdout(io.StringIO()):
         say(f"uvicorn {uvicorn.__version__} at {base}, delays x{scale:g}")
+        await headers_figures(base)
         await disconnect_figures(base, marks, runs)
         await cleanup_figures(base, marks)
         await background_figures(base, marks)
