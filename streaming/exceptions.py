@@ -210,3 +210,11 @@ class InvalidJSONError(RequestBodyError, ValueError):
     we accept: not UTF-8, malformed, ``NaN``/``Infinity``, nested deeper than
     ``max_depth``, or holding a lone surrogate escape (``"\\ud800"``, which no
     UTF-8 encoder can write back). It is also a ``ValueError``."""
+
+
+class MultipartError(RequestBodyError, ValueError):
+    """400: ``streaming.uploads.multipart_parts`` got a body that is not
+    well-formed ``multipart/form-data``: no boundary, broken framing, part
+    headers over python-multipart's limits, a part without a name, a field
+    read over its ``max_size``, or a body that ends before its closing
+    boundary. It is also a ``ValueError``."""
