@@ -1,4 +1,4 @@
-"""Large files: downloads with ranges, generated downloads (CSV, ZIP).
+"""Large files: downloads with ranges, generated downloads (CSV, ZIP), uploads.
 
 ``STREAMING_FILES_DIR=/some/dir uvicorn --factory examples.files:create_app``
 serves (the directory defaults to the current one):
@@ -9,26 +9,46 @@ serves (the directory defaults to the current one):
 * ``/bundle.zip?names=a,b``: a ZIP of those files of the directory (all of
   them without ``names``), built on the fly while it streams (no temporary
   file, constant memory);
-* ``/page/video/{name}``: a ``<video>`` element playing ``/files/{name}``.
+* ``/page/video/{name}``: a ``<video>`` element playing ``/files/{name}``;
+* ``PUT /upload/{name}?id=ID`` (``curl -T``): the body, streamed to disk
+  through ``UploadSink`` within ``RequestBody``'s limits (413, 408);
+* ``POST /upload?id=ID``: a ``multipart/form-data`` form, each file part
+  streamed to disk as it arrives;
+* ``/upload/{ID}/progress``: Server-Sent Events with the bytes received so
+  far of upload ``ID``, then ``done`` or ``failed``;
+* ``/page/upload``: pick a file, watch its progress bar fill.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import re
 import zipfile
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from streaming import FileResponse, StreamingResponse
+from streaming import (
+    EventSourceResponse,
+    FileResponse,
+    RequestBody,
+    RequestBodyError,
+    ServerSentEvent,
+    StreamingResponse,
+)
+from streaming.uploads import UploadResult, UploadSink, multipart_parts
 
 #: Bytes a ZIP entry is read and written in; also the most the ZIP stream holds.
 ZIP_CHUNK = 64 * 1024
@@ -103,13 +123,125 @@ VIDEO_PAGE = """<!doctype html>
 """
 
 
+UPLOAD_PAGE = """<!doctype html>
+<meta charset="utf-8"><title>upload</title>
+<input type="file" id="file"> <button id="send">Upload</button>
+<progress id="bar" value="0" max="1"></progress> <span id="status"></span>
+<script>
+const seen = [];
+document.getElementById("send").onclick = async () => {
+  const file = document.getElementById("file").files[0];
+  const id = crypto.randomUUID();
+  const bar = document.getElementById("bar"), status = document.getElementById("status");
+  bar.max = file.size;
+  const events = new EventSource(`/upload/${id}/progress`);
+  events.addEventListener("progress", (e) => {
+    const p = JSON.parse(e.data); seen.push(p.received);
+    if (p.total) bar.max = p.total;  // the whole form's bytes, a little over the file's
+    bar.value = p.received;
+  });
+  events.addEventListener("done", (e) => {
+    events.close(); status.textContent = "done " + JSON.parse(e.data)[0].sha256;
+  });
+  events.addEventListener("failed", (e) => {
+    events.close(); status.textContent = "failed " + JSON.parse(e.data).status;
+  });
+  await new Promise((resolve) => events.addEventListener("open", resolve, {once: true}));
+  const form = new FormData();
+  form.append("file", file);
+  await fetch(`/upload?id=${id}`, {method: "POST", body: form});
+};
+window.progressSeen = seen;
+</script>
+"""
+
+
 def _attachment(filename: str) -> str:
     return f'attachment; filename="{filename}"'
 
 
-def create_app(root: Path | None = None) -> Starlette:
-    """The app, serving ``root`` (default ``$STREAMING_FILES_DIR`` or ".")."""
+#: An upload id: short and plain, so it can go in a URL and a log unescaped.
+UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass
+class UploadState:
+    """One upload's progress, watched by its progress stream."""
+
+    total: int | None = None
+    received: int = 0
+    outcome: tuple[str, object] | None = None  # set once: ("done" | "failed", data)
+    changed: anyio.Event = field(default_factory=anyio.Event)
+
+    def update(self, received: int) -> None:
+        self.received = received
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    def finish(self, event: str, data: object) -> None:
+        self.outcome = (event, data)
+        self.update(self.received)
+
+
+class UploadProgress:
+    """Uploads by id, in this process (several workers would share them
+    through the hub). Bounded: the oldest of ``limit`` entries is forgotten."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self.limit = limit
+        self._states: OrderedDict[str, UploadState] = OrderedDict()
+
+    def state(self, upload_id: str) -> UploadState:
+        state = self._states.get(upload_id)
+        if state is None:
+            state = self._states[upload_id] = UploadState()
+            while len(self._states) > self.limit:
+                self._states.popitem(last=False)
+        return state
+
+    async def events(self, upload_id: str) -> AsyncIterator[ServerSentEvent]:
+        """Progress events until the upload ends (``done`` or ``failed``)."""
+        state = self.state(upload_id)
+        sent = -1
+        while True:
+            changed = state.changed
+            if state.received != sent:
+                sent = state.received
+                yield ServerSentEvent(json.dumps({"received": sent, "total": state.total}),
+                                      event="progress")
+            if state.outcome is not None:
+                event, data = state.outcome
+                yield ServerSentEvent(json.dumps(data), event=event)
+                return
+            await changed.wait()
+
+
+def safe_name(filename: str) -> str | None:
+    """A file name from a client as a plain name, or ``None``: the last path
+    component, no leading dot, no control characters, at most 255 bytes."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if (not name or name.startswith(".") or len(name.encode()) > 255
+            or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+        return None
+    return name
+
+
+def _failed(error: BaseException) -> tuple[int, str, dict[str, str]]:
+    if isinstance(error, RequestBodyError):
+        return error.status_code, error.detail, error.headers
+    if isinstance(error, FileExistsError):
+        return 409, "that file exists already", {}
+    raise error
+
+
+def create_app(root: Path | None = None, *, max_upload: int = 1024**3,
+               idle_timeout: float = 10.0, progress: UploadProgress | None = None,
+               ) -> Starlette:
+    """The app, serving ``root`` (default ``$STREAMING_FILES_DIR`` or ".").
+    Uploads are refused past ``max_upload`` bytes (413) or after
+    ``idle_timeout`` seconds without a byte (408)."""
     directory = (root or Path(os.environ.get("STREAMING_FILES_DIR", "."))).resolve()
+    uploads = progress or UploadProgress()
 
     # Handlers return our responses, which Starlette's Route serves as any ASGI app.
     Answer = Response | StreamingResponse
@@ -147,7 +279,77 @@ def create_app(root: Path | None = None) -> Starlette:
             return PlainTextResponse("Not Found", status_code=404)
         return HTMLResponse(VIDEO_PAGE.format(src=escape("/files/" + quote(name))))
 
+    def body_of(request: Request) -> RequestBody:
+        # The whole upload may take long; only silence is a timeout.
+        return RequestBody.of(request, max_size=max_upload, idle_timeout=idle_timeout,
+                              read_timeout=None)
+
+    def tracked(request: Request) -> UploadState | None:
+        upload_id = request.query_params.get("id", "")
+        if UPLOAD_ID.fullmatch(upload_id) is None:
+            return None
+        state = uploads.state(upload_id)
+        length = request.headers.get("content-length", "")
+        state.total = int(length) if length.isdigit() else None
+        return state
+
+    async def store(request: Request, work: AsyncIterator[UploadResult],
+                    state: UploadState | None) -> Response:
+        results = []
+        try:
+            async for result in work:
+                results.append({"name": result.path.name, "size": result.size,
+                                "sha256": result.sha256})
+        except Exception as exc:
+            status, detail, headers = _failed(exc)
+            if state is not None:
+                state.finish("failed", {"status": status, "detail": detail})
+            return PlainTextResponse(detail, status_code=status, headers=headers)
+        if state is not None:
+            state.finish("done", results)
+        return Response(json.dumps(results), media_type="application/json")
+
+    async def put_upload(request: Request) -> Response:
+        name = safe_name(request.path_params["name"])
+        if name is None:
+            return PlainTextResponse("bad file name", status_code=400)
+        state = tracked(request)
+
+        async def work() -> AsyncIterator[UploadResult]:
+            sink = UploadSink(directory / name,
+                              on_progress=state.update if state else None)
+            yield await sink.receive(body_of(request))
+        return await store(request, work(), state)
+
+    async def post_upload(request: Request) -> Response:
+        state = tracked(request)
+        body = body_of(request)
+
+        async def work() -> AsyncIterator[UploadResult]:
+            async for part in multipart_parts(body, request.headers.get("content-type", "")):
+                name = safe_name(part.filename or "")
+                if name is None:
+                    continue  # a plain form field, or a name we will not write
+                sink = UploadSink(directory / name,
+                                  on_progress=(lambda _: state.update(body.received))
+                                  if state else None)
+                yield await sink.receive(part)
+        return await store(request, work(), state)
+
+    async def upload_progress(request: Request) -> Answer:
+        upload_id = request.path_params["id"]
+        if UPLOAD_ID.fullmatch(upload_id) is None:
+            return PlainTextResponse("bad upload id", status_code=400)
+        return EventSourceResponse(uploads.events(upload_id))
+
+    async def upload_page(request: Request) -> Response:
+        return HTMLResponse(UPLOAD_PAGE)
+
     return Starlette(routes=[
+        Route("/upload/{name}", put_upload, methods=["PUT"]),
+        Route("/upload", post_upload, methods=["POST"]),
+        Route("/upload/{id}/progress", upload_progress),
+        Route("/page/upload", upload_page),
         Route("/files/{name}", download, methods=["GET", "HEAD"]),
         Route("/export.csv", export),
         Route("/bundle.zip", bundle),
