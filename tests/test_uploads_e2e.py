@@ -120,7 +120,7 @@ def test_multipart_upload_with_httpx(server: tuple[str, Path]) -> None:
 
 
 def test_progress_over_sse_while_the_upload_runs(server: tuple[str, Path]) -> None:
-    url, root = server
+    url, _ = server
     pieces = [b"a" * 40_000, b"b" * 25_000, b"c" * 35_000]
     total = sum(map(len, pieces))
     with httpx.Client(timeout=10) as client, \
