@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import math
+import warnings
 from collections.abc import AsyncIterator
 from itertools import count
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
 
-from streaming import StreamingResponse
+from streaming import HeaderValidationError, StreamingConfigError, StreamingResponse
+from streaming._types import Receive, Scope, Send
+from streaming.exceptions import AppStillRunningError, ResponseClosedError
 from streaming.testing import StreamingClient
 
 
@@ -123,3 +129,100 @@ async def test_slow_client_backpressure_blocks_the_app() -> None:
             await anyio.wait_all_tasks_blocked()
             assert sent < 10  # the app waits for the reader instead of racing ahead
             await response.read()
+
+
+# -- misuse gets a clear error ----------------------------------------------------
+
+async def test_reading_after_the_block_exits_is_an_error() -> None:
+    client = StreamingClient(StreamingResponse(endless()))
+    with anyio.fail_after(5):
+        async with client.stream("GET", "/") as response:
+            assert await response.next_chunk() == b"0\n"
+        with pytest.raises(ResponseClosedError, match="inside the block"):
+            await response.read()
+        with pytest.raises(ResponseClosedError):
+            await response.next_chunk()
+        client = StreamingClient(StreamingResponse(endless()))
+        async with client.stream("GET", "/", wait_for_start=False) as early:
+            pass
+        with pytest.raises(ResponseClosedError):
+            await early.wait_for_start()
+    assert response.body == b"0\n"
+
+
+async def test_a_finished_response_can_still_be_read_after_the_block() -> None:
+    async def three() -> AsyncIterator[bytes]:
+        yield b"abc"
+
+    client = StreamingClient(StreamingResponse(three()))
+    with anyio.fail_after(5):
+        response = await client.get("/")
+        assert await response.read() == b"abc"
+        assert await response.next_chunk() is None
+
+
+async def test_a_header_that_is_not_latin1_is_refused_and_nothing_leaks() -> None:
+    client = StreamingClient(StreamingResponse(endless()))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(HeaderValidationError, match="not latin-1"):
+            async with client.stream("GET", "/", headers={"x-name": "数据"}):
+                pass
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+async def test_hostile_but_latin1_request_headers_are_sent_as_given() -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.extend(scope["headers"])
+        await StreamingResponse(endless())(scope, receive, send)
+
+    with anyio.fail_after(5):
+        async with StreamingClient(app).stream(
+                "GET", "/", headers={"Last-Event-ID": "a\x00\r\nb\xff"}):
+            pass
+    assert (b"last-event-id", b"a\x00\r\nb\xff") in seen
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    ({"body": "text"}, "body must be bytes, not str"),
+    ({"disconnect_after": -1}, "disconnect_after"),
+    ({"disconnect_after": True}, "disconnect_after"),
+    ({"disconnect_after": 1.5}, "disconnect_after"),
+    ({"method": "GE T"}, "method"),
+    ({"url": "/a b"}, "url"),
+    ({"url": "/数"}, "url"),
+])
+async def test_stream_arguments_that_cannot_work(call: dict[str, Any], message: str) -> None:
+    client = StreamingClient(StreamingResponse(endless()))
+    arguments = {"method": "GET", "url": "/", **call}
+    with pytest.raises(StreamingConfigError, match=message):
+        async with client.stream(arguments.pop("method"), arguments.pop("url"), **arguments):
+            pass
+
+
+@pytest.mark.parametrize("options", [{"spec_version": "9.9"}, {"spec_version": 2.4},
+                                     {"buffer": -1}, {"buffer": 0.5},
+                                     {"app_exit_timeout": 0}, {"app_exit_timeout": math.nan}])
+def test_client_options_that_cannot_work(options: dict[str, Any]) -> None:
+    with pytest.raises(StreamingConfigError):
+        StreamingClient(StreamingResponse(endless()), **options)
+
+
+async def test_an_app_that_ignores_the_disconnect_is_cancelled_and_reported() -> None:
+    finished: list[str] = []
+
+    async def deaf(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            await anyio.sleep_forever()  # never receive(): never sees http.disconnect
+        finally:
+            finished.append("cancelled")
+
+    client = StreamingClient(deaf, app_exit_timeout=0.2)
+    with anyio.fail_after(10), pytest.raises(AppStillRunningError, match=r"0\.2 s"):
+        async with client.stream("GET", "/"):
+            pass
+    assert finished == ["cancelled"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Literal
@@ -12,10 +13,18 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from streaming._types import ASGIApp, Message, Scope
+from streaming._types import ASGIApp, Message, RawHeaders, Scope
+from streaming.exceptions import (
+    AppStillRunningError,
+    HeaderValidationError,
+    ResponseClosedError,
+    StreamingConfigError,
+)
 from streaming.tracing.middleware import RecordedMessage, Trace, TraceMiddleware
 
 SpecVersion = Literal["2.3", "2.4"]
+_SPEC_VERSIONS = ("2.3", "2.4")
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 9.1: a token
 
 
 class TestResponse:
@@ -34,6 +43,7 @@ class TestResponse:
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
         self.complete = False
+        self.closed = False  # the stream() block has exited
 
     @property
     def headers(self) -> dict[str, str]:
@@ -63,6 +73,7 @@ class TestResponse:
         failed before sending one."""
         if self.status_code is not None:
             return
+        self._check_open()
         while (message := await self._next_message()) is not None:
             if message["type"] == "http.response.start":
                 self.status_code = message["status"]
@@ -82,6 +93,8 @@ class TestResponse:
     async def next_chunk(self) -> bytes | None:
         """The next non-empty body chunk, or ``None`` at the end of the body."""
         await self.wait_for_start()
+        if not self.complete:
+            self._check_open()
         if self.complete or len(self.chunks) == self._disconnect_after:
             if not self.complete and not self.disconnected:
                 await self.disconnect()
@@ -96,6 +109,12 @@ class TestResponse:
             if self.complete:
                 return None
         return None
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ResponseClosedError(
+                "this response's stream() block has exited before its body ended, and the "
+                "client left then: read it inside the block (.body has what was read)")
 
     async def _next_message(self) -> Message | None:
         """The app's next message, or ``None`` once it is done or we left."""
@@ -213,6 +232,11 @@ class StreamingClient:
     holds for a test that is not reading; past it ``send()`` blocks, as it does
     on a real server whose client reads slowly. ``raise_app_exceptions`` re-raises
     an exception from the app when the ``stream()`` block exits.
+    ``app_exit_timeout`` bounds how long the exit waits for the app to return
+    after the client left; an app still running then is cancelled and
+    ``AppStillRunningError`` raised. Arguments that cannot work (a spec version
+    other than "2.3" or "2.4", a ``str`` body, a header that is not latin-1)
+    raise ``StreamingConfigError`` before anything runs.
     """
 
     def __init__(
@@ -222,11 +246,21 @@ class StreamingClient:
         spec_version: SpecVersion = "2.3",
         buffer: float = math.inf,
         raise_app_exceptions: bool = True,
+        app_exit_timeout: float = 5.0,
     ) -> None:
+        if spec_version not in _SPEC_VERSIONS:
+            raise StreamingConfigError(f"spec_version must be '2.3' or '2.4', not {spec_version!r}")
+        if not _is_number(buffer) or not buffer >= 0 or (buffer != math.inf and buffer % 1):
+            raise StreamingConfigError(f"buffer must be a whole number >= 0 or math.inf, "
+                                       f"not {buffer!r}")
+        if not _is_number(app_exit_timeout) or not 0 < app_exit_timeout < math.inf:
+            raise StreamingConfigError(f"app_exit_timeout must be a finite number > 0, "
+                                       f"not {app_exit_timeout!r}")
         self.app = app
         self.spec_version = spec_version
         self.buffer = buffer
         self.raise_app_exceptions = raise_app_exceptions
+        self.app_exit_timeout = app_exit_timeout
 
     @asynccontextmanager
     async def stream(
@@ -244,15 +278,20 @@ class StreamingClient:
 
         ``disconnect_after=N`` makes ``iter_chunks()`` leave after N chunks.
         Leaving the block disconnects if the body is unfinished, then waits for
-        the app to return.
+        the app to return (at most ``app_exit_timeout`` seconds).
         """
-        exchange = _Exchange(body, self.spec_version, self.buffer)
-        scope = self._scope(method, url, headers or {}, body)
+        scope = self._scope(method, url, headers or {}, body)  # checks them all
+        if disconnect_after is not None and (type(disconnect_after) is not int
+                                             or disconnect_after < 0):
+            raise StreamingConfigError(f"disconnect_after must be an int >= 0 or None, "
+                                       f"not {disconnect_after!r}")
+        exchange = _Exchange(bytes(body), self.spec_version, self.buffer)
+        still_running = False
         test_error: Exception | None = None
         async with anyio.create_task_group() as group:
             await group.start(exchange.run_app, self.app, scope)
+            response = TestResponse(exchange, disconnect_after)
             try:
-                response = TestResponse(exchange, disconnect_after)
                 if wait_for_start:
                     await response.wait_for_start()
                 yield response
@@ -263,11 +302,19 @@ class StreamingClient:
             finally:
                 if not exchange.response_done:
                     exchange.leave()
-                with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(self.app_exit_timeout, shield=True):
                     await exchange.app_done.wait()
+                if not exchange.app_done.is_set():
+                    still_running = True
+                    group.cancel_scope.cancel()
                 exchange.from_app.close()
+                response.closed = True
         if test_error is not None:
             raise test_error
+        if still_running:
+            raise AppStillRunningError(
+                f"the app had not returned {self.app_exit_timeout:g} s after the client "
+                "left (does it ignore http.disconnect?); it was cancelled")
         error = exchange.trace.exception
         if error is not None and self.raise_app_exceptions:
             raise error
@@ -289,9 +336,17 @@ class StreamingClient:
         return await self.request("GET", url, headers=headers)
 
     def _scope(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> Scope:
+        if not isinstance(method, str) or _METHOD.fullmatch(method) is None:
+            raise StreamingConfigError(f"method must be an HTTP method token, not {method!r}")
+        if not isinstance(url, str) or not url.isascii() or not url.isprintable() or " " in url:
+            raise StreamingConfigError(f"url must be a printable ASCII path, not {url!r} "
+                                       "(percent-encode it)")
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise StreamingConfigError(f"body must be bytes, not {type(body).__name__}"
+                                       + (" (encode it)" if isinstance(body, str) else ""))
         parts = urlsplit(url)
-        raw = [(b"host", b"testserver")]
-        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw: RawHeaders = [(b"host", b"testserver")]
+        raw += [_request_header(k, v) for k, v in headers.items()]
         if body:
             raw.append((b"content-length", str(len(body)).encode()))
         return {
@@ -309,3 +364,19 @@ class StreamingClient:
             "server": ("testserver", 80),
             "state": {},
         }
+
+
+def _request_header(name: object, value: object) -> tuple[bytes, bytes]:
+    # Any latin-1 text goes, control characters included: tests send hostile
+    # headers on purpose. Only what cannot be bytes on the wire is refused.
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise HeaderValidationError(f"request header {name!r}: name and value must be str")
+    try:
+        return name.lower().encode("latin-1"), value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise HeaderValidationError(f"request header {name!r}: {value!r} is not latin-1 "
+                                    "(HTTP header bytes are; encode it, e.g. RFC 8187)") from None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
