@@ -70,8 +70,9 @@ class SSEEncodingError(StreamingError, ValueError):
 class HeaderValidationError(StreamingError, ValueError):
     """Raised by a response's constructor for a header that cannot go on the
     wire: a name or value that is not ``str``, holds a line break or another
-    control character, or is not latin-1 (RFC 9110 section 5.5). Request
-    headers are client input and are never an error: an invalid
+    control character, or is not latin-1 (RFC 9110 section 5.5); also by the
+    wire viewer and ``StreamingClient`` for a request header they cannot send.
+    Request headers are client input and are never an error: an invalid
     ``Last-Event-ID`` is ignored (``read_last_event_id`` returns ``None``)."""
 
 
@@ -135,11 +136,27 @@ class UpstreamError(StreamingError):
                           "param": self.param, "code": self.code}}
 
 
+class ResponseClosedError(StreamingError, RuntimeError):
+    """Raised by ``streaming.testing``'s ``TestResponse`` when a test reads a
+    response whose ``stream()`` block has already exited before its body ended:
+    the client left at the exit, so there is nothing more to read. Read inside
+    the block (``body`` still holds what was read)."""
+
+
+class AppStillRunningError(StreamingError, TimeoutError):
+    """Raised when a ``StreamingClient.stream()`` block exits and the app has
+    not returned within ``app_exit_timeout`` seconds of the client leaving: the
+    app ignores ``http.disconnect``. It has been cancelled by then."""
+
+
 class WireFormatError(StreamingError, ValueError):
     """Raised by ``streaming.tracing.wire.WireDecoder.feed`` (the ``python -m
     streaming wire`` viewer) when the bytes are not a valid HTTP/1.1 response: a
     bad status line or size line, chunk data not followed by CRLF, a line or
-    chunk past the decoder's bounds."""
+    chunk past the decoder's bounds. ``events`` holds what the same ``feed``
+    call decoded before the error (so a viewer loses nothing it could show)."""
+
+    events: tuple[object, ...] = ()
 
 
 class StreamingConfigError(StreamingError, ValueError):

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from streaming._types import Message
 from streaming.tracing.middleware import RecordedMessage
+from streaming.tracing.terminal import terminal_safe
 
 _ARROWS = {"receive": "server -> app", "send": "app -> server"}
 
@@ -25,13 +26,19 @@ def format_message(message: Message, preview: int = 40) -> str:
     short preview for a body, ``more_body`` when set."""
     kind = message.get("type", "?")
     if kind == "http.response.start":
-        headers = ", ".join(f"{k.decode()}: {v.decode()}" for k, v in message.get("headers", []))
-        return f"{kind} status={message.get('status')} headers=[{headers}]"
+        headers = ", ".join(f"{_text(k)}: {_text(v)}" for k, v in message.get("headers", []))
+        return f"{kind} status={message.get('status')!r} headers=[{headers}]"
     if kind in ("http.response.body", "http.request"):
         body = bytes(message.get("body", b""))
         more = " more_body=True" if message.get("more_body") else ""
         return f"{kind} {len(body)} B{more}{_preview(body, preview)}"
-    return str(kind)
+    return terminal_safe(str(kind))
+
+
+def _text(raw: object) -> str:
+    # Header bytes are latin-1 (ASGI); whatever they hold is escaped for the terminal.
+    text = bytes(raw).decode("latin-1") if isinstance(raw, (bytes, bytearray)) else str(raw)
+    return terminal_safe(text)
 
 
 def _preview(body: bytes, limit: int) -> str:

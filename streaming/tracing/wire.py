@@ -15,20 +15,28 @@ Two halves, as in h11:
 * ``watch(url)``: a small anyio client that sends one ``GET`` and prints each
   event with its arrival time (``python -m streaming wire URL``). Plain
   ``http://`` only: under TLS the framing is the same but needs a TLS stack.
+
+Everything printed that came from the network goes through ``terminal_safe``
+first: a status line, header or trailer holding ESC or a bare CR could
+otherwise clear the screen, retitle the window or overwrite a line shown above.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 import anyio.abc
 
-from streaming.exceptions import WireFormatError
+from streaming.exceptions import StreamingConfigError, WireFormatError
+from streaming.responses.headers import encode_header
+from streaming.tracing.terminal import terminal_safe
 
 #: Bounds on what the decoder holds while waiting for a line or a chunk to
 #: complete, so a broken or hostile server cannot make the viewer grow forever.
@@ -106,14 +114,23 @@ class WireDecoder:
         return self._state == _DONE
 
     def feed(self, data: bytes) -> list[WireEvent]:
-        """Add received bytes; return the events they completed, in order."""
+        """Add received bytes; return the events they completed, in order.
+
+        A ``WireFormatError`` carries, in ``events``, what these bytes completed
+        before the error, so a viewer can still show it. The decoder is then
+        done: later bytes are not decoded."""
         self._buffer += data
         events: list[WireEvent] = []
-        while self._state != _DONE:
-            event = self._next_event()
-            if event is None:
-                break
-            events.append(event)
+        try:
+            while self._state != _DONE:
+                event = self._next_event()
+                if event is None:
+                    break
+                events.append(event)
+        except WireFormatError as error:
+            self._state = _DONE
+            error.events = tuple(events)
+            raise
         return events
 
     def close(self) -> list[WireEvent]:
@@ -234,12 +251,17 @@ class WireDecoder:
         return line
 
 
+#: RFC 9112 4: HTTP-version SP 3DIGIT SP [ reason-phrase ]. ASCII digits only:
+#: ``str.isdigit`` also takes "²", which ``int()`` then refuses.
+_STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})(?: .*)?", re.DOTALL)
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
 def _parse_head(lines: list[bytes]) -> ResponseHead:
-    status_line = lines[0].decode("latin-1")
-    parts = status_line.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise WireFormatError(f"not an HTTP/1.x status line: {status_line!r}")
-    return ResponseHead(status_line, int(parts[1]), _parse_fields(lines[1:]))
+    match = _STATUS_LINE.fullmatch(lines[0])
+    if match is None:
+        raise WireFormatError(f"not an HTTP/1.x status line: {lines[0]!r}")
+    return ResponseHead(lines[0].decode("latin-1"), int(match[1]), _parse_fields(lines[1:]))
 
 
 def _parse_fields(lines: Sequence[bytes]) -> tuple[tuple[str, str], ...]:
@@ -253,7 +275,8 @@ def _parse_fields(lines: Sequence[bytes]) -> tuple[tuple[str, str], ...]:
 
 
 def _parse_length(text: str) -> int:
-    if not text.isdigit():
+    # RFC 9110 8.6: 1*DIGIT; more than 18 digits is no length this viewer reads.
+    if _DIGITS.fullmatch(text) is None:
         raise WireFormatError(f"invalid Content-Length: {text!r}")
     return int(text)
 
@@ -287,21 +310,23 @@ def format_event(ms: float, event: WireEvent, preview: int = 40) -> str:
     """One event as the wire view prints it: arrival time in ms, then details."""
     stamp = f"{ms:9.1f}"
     pad = " " * len(stamp)
+    safe = terminal_safe
     if isinstance(event, ResponseHead):
-        fields = [f"{pad}  {name}: {value}" for name, value in event.headers]
-        return "\n".join([f"{stamp}  {event.status_line}", *fields])
+        fields = [f"{pad}  {safe(name)}: {safe(value)}" for name, value in event.headers]
+        return "\n".join([f"{stamp}  {safe(event.status_line)}", *fields])
     if isinstance(event, Chunk):
         size = event.size_line.decode("latin-1")
         return (f"{stamp}  chunk  size line {size!r:<8} {len(event.data):6d} B"
                 f"  {_preview(event.data, preview)}")
     if isinstance(event, LastChunk):
         size = event.size_line.decode("latin-1")
-        trailers = "".join(f"\n{pad}  trailer {name}: {value}" for name, value in event.trailers)
+        trailers = "".join(f"\n{pad}  trailer {safe(name)}: {safe(value)}"
+                           for name, value in event.trailers)
         return f"{stamp}  last chunk  size line {size!r}  (body complete){trailers}"
     if isinstance(event, BodyData):
         length = len(event.data)
         return f"{stamp}  data (not chunked) {length:6d} B  {_preview(event.data, preview)}"
-    return f"{stamp}  {event.reason}"
+    return f"{stamp}  {safe(event.reason)}"
 
 
 def _preview(data: bytes, limit: int) -> str:
@@ -309,21 +334,35 @@ def _preview(data: bytes, limit: int) -> str:
     return repr(text) + ("..." if len(data) > limit else "")
 
 
+#: What may stay as it is in a request target (RFC 3986 pchar and query, with
+#: "%" so an escape already there is kept); everything else is percent-encoded
+#: as a browser does, so a space or a non-ASCII letter cannot break the line.
+_TARGET_SAFE = "/?:@!$&'()*+,;=%-._~"
+
+
 def request_target(url: str) -> str:
     """The origin-form request target of ``url``: path and query (RFC 9112 3.2.1)."""
     parts = urlsplit(url)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return quote(target, safe=_TARGET_SAFE)
 
 
 def request_bytes(url: str, headers: Sequence[tuple[str, str]] = ()) -> bytes:
     """The ``GET`` request sent for ``url``. ``Accept-Encoding: identity`` keeps
-    the body readable; ``Connection: close`` lets a close-delimited body end."""
+    the body readable; ``Connection: close`` lets a close-delimited body end.
+    A header that cannot go on the wire (a CR or LF in it, not latin-1) is a
+    ``HeaderValidationError``, never sent raw."""
     parts = urlsplit(url)
-    target = request_target(url)
+    if not parts.netloc or not parts.netloc.isascii() or not parts.netloc.isprintable() \
+            or " " in parts.netloc:
+        raise StreamingConfigError(f"not a host[:port] the wire view can send: {parts.netloc!r}")
     fields = [("Host", parts.netloc), ("User-Agent", "streaming-wire"), ("Accept", "*/*"),
               ("Accept-Encoding", "identity"), ("Connection", "close"), *headers]
-    head = f"GET {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields)
-    return (head + "\r\n").encode("latin-1")
+    lines = [b"GET %s HTTP/1.1" % request_target(url).encode("ascii")]
+    for name, value in fields:
+        _, encoded = encode_header(name, value)  # checked; the name keeps its case
+        lines.append(name.encode("ascii") + b": " + encoded)
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 async def watch(url: str, out: TextIO | None = None, *, give_up_after: float = 60.0,
@@ -333,12 +372,20 @@ async def watch(url: str, out: TextIO | None = None, *, give_up_after: float = 6
     out = sys.stdout if out is None else out
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"the wire view needs an http:// URL, got {url!r}")
+        raise StreamingConfigError(f"the wire view needs an http:// URL, got {url!r}")
+    if not (isinstance(give_up_after, (int, float)) and math.isfinite(give_up_after)
+            and give_up_after > 0):
+        raise StreamingConfigError(f"give_up_after must be a finite number > 0, "
+                                   f"not {give_up_after!r}")
+    if type(preview) is not int or preview < 0:
+        raise StreamingConfigError(f"preview must be an int >= 0, not {preview!r}")
+    request = request_bytes(url, headers)  # refuses bad headers before connecting
+    port = parts.port or 80  # ValueError for a port out of range
     watcher = _Watcher(out, preview)
     with anyio.move_on_after(give_up_after) as scope:
-        stream = await anyio.connect_tcp(parts.hostname, parts.port or 80)
+        stream = await anyio.connect_tcp(parts.hostname, port)
         async with stream:
-            await stream.send(request_bytes(url, headers))
+            await stream.send(request)
             watcher.say(f"connected to {parts.netloc}, sent GET {request_target(url)}")
             await watcher.read_all(stream)
     if scope.cancelled_caught:
@@ -365,7 +412,12 @@ class _Watcher:
             except (anyio.EndOfStream, anyio.BrokenResourceError):
                 self.show(self.decoder.close())
                 return
-            self.show(self.decoder.feed(data))
+            try:
+                events = self.decoder.feed(data)
+            except WireFormatError as error:
+                self.show([e for e in error.events if isinstance(e, WireEvent)])  # before it
+                raise
+            self.show(events)
 
     def show(self, events: list[WireEvent]) -> None:
         ms = (anyio.current_time() - self.started) * 1000
@@ -383,7 +435,7 @@ class _Watcher:
 
     def say(self, text: str) -> None:
         ms = (anyio.current_time() - self.started) * 1000
-        print(f"{ms:9.1f}  {text}", file=self.out, flush=True)
+        print(f"{ms:9.1f}  {terminal_safe(text)}", file=self.out, flush=True)
 
     def result(self) -> WatchResult:
         return WatchResult(self.status, self.chunks, self.complete)
@@ -402,5 +454,6 @@ __all__ = [
     "format_event",
     "request_bytes",
     "request_target",
+    "terminal_safe",
     "watch",
 ]
