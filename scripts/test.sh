@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh machine, then run them.
-# Debian's chromium (browser tests) and curl are installed when missing (needs
-# root, as on CI); the Python side goes into ./.venv, with the peers pinned by
-# tests/constraints.txt (their behaviour is what the comparison tests assert).
+# Debian's chromium (browser tests), curl and redis-server (the hub's tests
+# start their own) are installed when missing (needs root, as on CI); the
+# Python side goes into ./.venv, with the peers pinned by tests/constraints.txt
+# (their behaviour is what the comparison tests assert).
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]})); then
     sudo_=""
     [ "$(id -u)" -eq 0 ] || sudo_="sudo"

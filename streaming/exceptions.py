@@ -235,3 +235,44 @@ class MultipartError(RequestBodyError, ValueError):
     headers over python-multipart's limits, a part without a name, a field
     read over its ``max_size``, or a body that ends before its closing
     boundary. It is also a ``ValueError``."""
+
+
+class HubUnavailable(StreamingError):
+    """Raised by ``streaming.hub.Hub`` when its backend (a Redis server) cannot
+    be reached in time: when the hub starts, by ``publish`` (within the hub's
+    ``timeout``, never hanging), and by a new subscription, which the driver
+    turns into a 503 with ``Retry-After`` before any event. Subscribers already
+    streaming are not affected: they stay connected and catch up when the
+    backend is back."""
+
+    status_code = 503
+
+    def __init__(self, message: str = "the event hub is unavailable") -> None:
+        super().__init__(message)
+        # What a refused client is told; ``message`` (the cause) is for the log.
+        self.detail = "the event hub is unavailable"
+        self.headers = {"Retry-After": "2"}
+
+
+class HubClosedError(StreamingError, RuntimeError):
+    """Raised by ``Hub.publish`` and by a subscription when the hub is not
+    running: enter it first (``async with hub:`` or ``lifespan=hub.lifespan``)."""
+
+
+class InvalidTopicError(StreamingError, ValueError):
+    """Raised by ``Hub.publish`` and ``Hub.subscriber`` for a topic name that is
+    not 1-128 characters of letters, digits and ``_.:@/+=-``, or for a
+    subscription to no topic, a repeated topic or more than 8 topics."""
+
+
+class EventTooLargeError(StreamingError, ValueError):
+    """Raised by ``Hub.publish`` for an event whose encoded size exceeds the
+    hub's per-subscriber queue (``max_queued_bytes``): no subscriber could ever
+    receive it."""
+
+
+class SubscriberOverflow(StreamingError):
+    """Raised inside a hub subscriber's producer when the subscriber fell so far
+    behind that its bounded queue overflowed. The stream ends; the client
+    reconnects with its ``Last-Event-ID`` and resumes from the hub's history.
+    Nobody else waited for it."""

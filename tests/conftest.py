@@ -11,6 +11,12 @@ import inspect
 import pytest
 import trio  # noqa: F401  (a missing trio must be a failure, not a skip)
 
+from tests.redis_server import (  # noqa: F401  (fixtures: a real redis-server per test or session)
+    persistent_redis_server,
+    redis_server,
+    shared_redis_server,
+)
+
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:

@@ -43,7 +43,8 @@ from streaming.responses.stream import (
 )
 from streaming.resume import read_last_event_id
 
-#: A producer factory: gets the validated ``Last-Event-ID`` (or ``None``).
+#: A producer factory: gets the validated ``Last-Event-ID`` (or ``None``), and
+#: the request's ASGI scope as ``scope=`` if it has a parameter of that name.
 ResumableContent = Callable[[str | None], ContentStream]
 
 _SEPARATORS = ("\n", "\r\n", "\r")
@@ -115,6 +116,8 @@ class EventSourceResponse(StreamingResponse):
         if not _is_factory(content):
             return content  # type: ignore[no-any-return]
         self.last_event_id = read_last_event_id(scope)
+        if _takes_scope(content):  # a hub subscriber: authorization needs the request
+            return _check_content(content(self.last_event_id, scope=scope))
         return _check_content(content(self.last_event_id))
 
     # -- the format -------------------------------------------------------------
@@ -157,6 +160,13 @@ def _is_factory(content: object) -> bool:
             f"{getattr(content, '__name__', content)!r} takes no argument: pass the "
             "producer itself (call it), or a factory taking the Last-Event-ID")
     return True
+
+
+def _takes_scope(function: Callable[..., object]) -> bool:
+    try:
+        return "scope" in inspect.signature(function).parameters
+    except ValueError:
+        return False
 
 
 def _takes_no_argument(function: Callable[..., object]) -> bool:
