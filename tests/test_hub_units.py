@@ -170,3 +170,29 @@ def test_settings_that_cannot_work(settings: dict[str, object]) -> None:
 def test_subscriptions_that_cannot_work(topics: list[str]) -> None:
     with pytest.raises(InvalidTopicError):
         Hub().subscriber(topics)
+
+
+def test_the_hub_needs_no_redis_client_until_a_redis_backend_is_made() -> None:
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT
+
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] == 'coredis':\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from streaming.exceptions import StreamingConfigError\n"
+        "from streaming.hub import Hub, RedisBackend\n"
+        "Hub()\n"
+        "try:\n"
+        "    RedisBackend()\n"
+        "except StreamingConfigError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert "the 'redis' extra" in result.stdout, result.stderr

@@ -16,6 +16,13 @@ the ttl, and publishes ``<epoch> <offset> <body>``. Two publishers on two
 hosts therefore never take the same offset, and each process sees a topic's
 events in offset order on its one subscriber connection.
 
+A command that fails on a lost connection is sent once more on a fresh one
+(a pooled connection can be dead after a server restart without anyone
+having noticed). For a publish that is safe because each carries a random
+token and the script returns the stored position instead of appending again
+when the topic's last publish had the same token: the connection may have
+died after Redis ran the script.
+
 Each process holds one pub/sub connection for all its topics (subscribed
 while it has subscribers) and a small pool for commands. When the pub/sub
 connection drops, subscribers stay connected; the reader reconnects with
@@ -33,6 +40,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -56,8 +64,11 @@ if not epoch then
   epoch = ARGV[1]
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch)
+elseif redis.call('HGET', KEYS[1], 'token') == ARGV[6] then
+  return {epoch, tonumber(redis.call('HGET', KEYS[1], 'offset'))}
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+redis.call('HSET', KEYS[1], 'token', ARGV[6])
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '0-' .. offset, 'b', ARGV[2])
 if ARGV[4] ~= '0' then
   redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -105,7 +116,7 @@ class RedisBackend:
             import coredis  # noqa: F401  (fail here, not on the first request)
         except ImportError:
             raise StreamingConfigError(
-                "RedisBackend needs the coredis client: pip install 'streaming[redis]'"
+                "RedisBackend needs the coredis client: pip install coredis (the 'redis' extra)"
             ) from None
         for name, value in (("connect_timeout", connect_timeout),
                             ("reconnect_base", reconnect_base), ("reconnect_cap", reconnect_cap)):
@@ -139,31 +150,34 @@ class RedisBackend:
         self._ttl = "0" if history_ttl is None else str(math.ceil(history_ttl))
         client: coredis.Redis[bytes] = coredis.Redis.from_url(
             self.url, retry_policy=NoRetryPolicy(), connect_timeout=self.connect_timeout)
+        # Errors leave through ``failure``: raised inside the client's (or our)
+        # task group they would reach the caller wrapped in an ExceptionGroup.
+        failure: Exception | None = None
         async with client:
             try:
                 with anyio.fail_after(self.connect_timeout):
                     await client.ping()
             except (TimeoutError, coredis.exceptions.RedisError, OSError) as error:
-                raise HubUnavailable(f"cannot reach Redis: {_describe(error)}") from None
-            self._client = client
-            self._publish = client.register_script(_PUBLISH)
-            self._read = client.register_script(_READ)
-            failure: Exception | None = None
-            try:
-                async with anyio.create_task_group() as group:
-                    await group.start(self._listen, client, feed)
-                    try:
-                        yield
-                    except Exception as error:  # raised as it is, not in a group
-                        failure = error
-                    finally:
-                        group.cancel_scope.cancel()
-            finally:
-                self._client = self._pubsub = None
-                self._publish = self._read = None
-                self._watched.clear()
-            if failure is not None:
-                raise failure
+                failure = HubUnavailable(f"cannot reach Redis: {_describe(error)}")
+            else:
+                self._client = client
+                self._publish = client.register_script(_PUBLISH)
+                self._read = client.register_script(_READ)
+                try:
+                    async with anyio.create_task_group() as group:
+                        await group.start(self._listen, client, feed)
+                        try:
+                            yield
+                        except Exception as error:
+                            failure = error
+                        finally:
+                            group.cancel_scope.cancel()
+                finally:
+                    self._client = self._pubsub = None
+                    self._publish = self._read = None
+                    self._watched.clear()
+        if failure is not None:
+            raise failure
 
     async def _listen(self, client: coredis.Redis[bytes], feed: Feed,
                       *, task_status: anyio.abc.TaskStatus[None]) -> None:
@@ -212,7 +226,8 @@ class RedisBackend:
 
     async def publish(self, topic: str, body: bytes) -> Position:
         keys = self._keys(topic)
-        args = [new_epoch(), body, self._history, self._ttl, self._channel(topic)]
+        token = secrets.token_hex(8)
+        args = [new_epoch(), body, self._history, self._ttl, self._channel(topic), token]
         reply = await self._call(self._publish, keys, args)
         return Position(reply[0].decode(), int(reply[1]))
 
@@ -246,16 +261,18 @@ class RedisBackend:
                 raise HubUnavailable(f"cannot unsubscribe: {_describe(error)}") from None
 
     async def _call(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        if script is None:
-            raise HubUnavailable("the hub is not running")
-        try:
-            return await script(keys=keys, args=args)
-        except Exception as error:
-            import coredis
+        import coredis
 
-            if isinstance(error, (coredis.exceptions.ConnectionError, TimeoutError, OSError)):
-                raise HubUnavailable(f"Redis: {_describe(error)}") from None
-            raise
+        lost = (coredis.exceptions.ConnectionError, TimeoutError, OSError)
+        for attempt in (1, 2):
+            if script is None:
+                raise HubUnavailable("the hub is not running")
+            try:
+                return await script(keys=keys, args=args)
+            except lost as error:
+                if attempt == 2:
+                    raise HubUnavailable(f"Redis: {_describe(error)}") from None
+        raise AssertionError("unreachable")
 
     def _keys(self, topic: str) -> list[str]:
         base = f"{self.prefix}{{{topic}}}"
