@@ -622,6 +622,22 @@ def run_hold(job: Job) -> Result:
     return {"rss_before_kib": before, "rss_kib": at, "kib_per_conn": per_conn}
 
 
+def run_traced(job: Job) -> Result:
+    """What ``count`` idle SSE connections allocate in a traced server, by line
+    (the server's ``/tracemalloc`` endpoint), with its ``VmRSS`` for scale."""
+    deadline = time.monotonic() + job["timeout"]
+    pid, port, count = job["pid"], job["port"], job["count"]
+    warm_up_idle(port, job["path"], deadline)
+    get(port, "/tracemalloc?action=snapshot", deadline)
+    before = server_rss_kib(pid)
+    opened: list[tuple[socket.socket, Response]] = []
+    with held_connections(opened):
+        open_idle(port, job["path"], count, job["batch"], deadline, opened)
+        rss = (server_rss_kib(pid) - before) / count
+        answer = json.loads(get(port, f"/tracemalloc?action=diff&n={count}", deadline).body())
+    return {"kib_per_conn": rss, "lines": answer["lines"]}
+
+
 def warm_up_idle(port: int, path: str, deadline: float) -> None:
     """Open and close a few idle connections and wait until their producers are
     cleaned up, so one-time allocations are not counted per connection. An
@@ -746,6 +762,7 @@ JOBS: dict[str, Callable[[Job], Result]] = {
     "cleanup": run_cleanup,
     "hold": run_hold,
     "pings": run_pings,
+    "traced": run_traced,
 }
 
 

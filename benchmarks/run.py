@@ -211,9 +211,10 @@ class ServerFailed(Exception):
 class Server:
     """One uvicorn process serving one implementation, stopped by its PID."""
 
-    def __init__(self, impl: Impl, log_path: Path) -> None:
+    def __init__(self, impl: Impl, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.impl = impl
         self.log_path = log_path
+        self.env = env
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.meta: dict[str, Any] = {}
@@ -227,7 +228,9 @@ class Server:
         self.port = free_port()
         command = self.impl.command(self.port)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            env = {**os.environ, **self.env} if self.env else None
+            self.proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                         env=env)  # fmt: skip
         try:
             self.meta = self._wait_until_ready(time.monotonic() + timeout)
         except BaseException:

@@ -35,6 +35,7 @@ from benchmarks.apps.common import (
     produce,
     produce_sync,
     produce_then_idle,
+    traced,
 )
 from benchmarks.workload import IDLE_FIRST_CHUNK, NDJSON_ITEM, SSE_DATA, text_chunk
 
@@ -139,12 +140,18 @@ async def cleanup(request: web.Request) -> web.Response:
     return web.json_response({"finally_at": at})
 
 
+async def tracemalloc_harness(request: web.Request) -> web.Response:
+    body = traced.answer(request.query_string.encode("latin-1"))
+    return web.Response(body=body, content_type="application/json")
+
+
 def build() -> web.Application:
     app = web.Application()
     for path, handler in ROUTES.items():
         app.router.add_get(path, handler)
     app.router.add_get("/meta", meta)
     app.router.add_get("/cleanup", cleanup)
+    app.router.add_get("/tracemalloc", tracemalloc_harness)
     return app
 
 

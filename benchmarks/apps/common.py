@@ -11,12 +11,17 @@ adds the harness endpoints the suite needs and which are not measured:
   it ran at (``CLOCK_MONOTONIC`` is system-wide on Linux, so the client process
   can subtract the time it closed its socket). No polling loop competes with
   the server for its one core.
+- ``GET /tracemalloc?action=snapshot`` and ``?action=diff&n=N``: in a server
+  started with ``PYTHONTRACEMALLOC`` (``benchmarks.memory`` does), remember
+  the traced allocations, then answer what was allocated since, per
+  connection, by allocating line (404 when not tracing).
 """
 
 from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -138,11 +143,55 @@ def bench_app(
             await send_json(send, 200, meta_body)
         elif path == "/cleanup":
             await answer_cleanup(log, scope, send)
+        elif path == "/tracemalloc" and tracemalloc.is_tracing():
+            await send_json(send, 200, traced.answer(scope["query_string"]))
         else:
             status = 501 if path in missing else 404
             await send_json(send, status, json.dumps({"error": missing.get(path, "n/a")}).encode())
 
     return app
+
+
+class TracedSince:
+    """The traced allocations since a snapshot, per connection, by line."""
+
+    def __init__(self) -> None:
+        self._base: tracemalloc.Snapshot | None = None
+
+    def answer(self, query_string: bytes) -> bytes:
+        query = dict(parse_qsl(query_string.decode("latin-1")))
+        if query.get("action") == "snapshot":
+            self._base = tracemalloc.take_snapshot()
+            return b"{}"
+        assert self._base is not None, "take a snapshot first"
+        n = int(query["n"])
+        stats = tracemalloc.take_snapshot().compare_to(self._base, "traceback")
+        lines = [
+            {"where": _where(stat.traceback[-1]), "caller": _caller(stat.traceback),
+             "bytes": stat.size_diff / n, "blocks": stat.count_diff / n}
+            for stat in stats if stat.size_diff
+        ]  # fmt: skip
+        return json.dumps({"lines": lines}).encode()
+
+
+def _where(frame: tracemalloc.Frame) -> str:
+    return f"{frame.filename}:{frame.lineno}"
+
+
+def _caller(traceback: tracemalloc.Traceback) -> str:
+    """The innermost frame in a response layer's own code (``streaming``,
+    Starlette, ...): which of its lines made the allocation happen."""
+    for frame in reversed(traceback):  # innermost first (most recent call last)
+        if any(part in frame.filename for part in _LAYERS):
+            return _where(frame)
+    return _where(traceback[-1])
+
+
+_LAYERS = ("/streaming/", "/starlette/", "/sse_starlette/", "/fastapi/", "/litestar/",
+           "/aiohttp/", "/aiohttp_sse/", "/benchmarks/")
+
+
+traced = TracedSince()
 
 
 async def answer_cleanup(log: CleanupLog, scope: Scope, send: Send) -> None:
