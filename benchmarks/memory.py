@@ -82,11 +82,10 @@ def render(name: str, result: dict[str, Any], top: int) -> list[str]:
 
 
 def _short(where: str) -> str:
-    for marker in ("site-packages/", "/lib/python3", "/streaming/", "/benchmarks/"):
+    for marker in ("site-packages/", "/streaming/", "/benchmarks/"):
         if marker in where:
-            head, tail = where.split(marker, 1)
-            return tail if marker.endswith("/") and marker != "/lib/python3" else where
-    return where
+            return where.split(marker, 1)[1]
+    return where.rsplit("/lib/", 1)[-1]  # the standard library: python3.11/asyncio/...
 
 
 def main(argv: list[str] | None = None) -> int:
