@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -187,7 +188,7 @@ def server_process(server: str, app_spec: str, *args: str, grace: int = 5,
     fd = listener.fileno()
     command = [*_server_command(server, app_spec, fd, port, grace), *args]
     if server == "granian":
-        listener.close()
+        listener.close()  # a race for the port: the price of a server that takes no fd
     child = subprocess.Popen(command, cwd=ROOT, pass_fds=[] if server == "granian" else [fd],
                              env={**os.environ, **(env or {})})
     listener.close()
@@ -218,3 +219,40 @@ def _kill_tree(running: ServerProcess) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     running.child.wait(10)
+
+
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
+
+
+@contextmanager
+def nginx_process(upstream: str, workdir: Path, *, read_timeout: str | None = None
+                  ) -> Iterator[ServerProcess]:
+    """Debian's nginx on 127.0.0.1:<free port> in front of ``upstream``
+    (``host:port``), with ``deploy/nginx.conf`` as it is but for its LISTEN and
+    UPSTREAM addresses (and ``proxy_read_timeout`` when given). Waits (at most
+    10 s) until it accepts connections; kills its processes by pid."""
+    port = _free_port()
+    conf = NGINX_CONF.read_text()
+    for old, new in (("127.0.0.1:8000;", f"{upstream};"),
+                     ("127.0.0.1:8080;", f"127.0.0.1:{port};")):
+        assert old in conf, f"{NGINX_CONF} no longer has {old!r}"
+        conf = conf.replace(old, new)
+    if read_timeout is not None:
+        conf = conf.replace("proxy_read_timeout 60s;", f"proxy_read_timeout {read_timeout};")
+    conf_path = workdir / "nginx.conf"
+    conf_path.write_text(conf)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    command = [nginx, "-p", str(workdir), "-c", str(conf_path), "-e", "stderr",
+               "-g", f"daemon off; pid {workdir / 'nginx.pid'};"]
+    child = subprocess.Popen(command)
+    running = ServerProcess(child, f"http://127.0.0.1:{port}")
+    try:
+        _wait_until_listening(port, child, 10)
+        yield running
+    finally:
+        _kill_tree(running)
+
+
+def _free_port() -> int:
+    with _listening_socket() as probe:
+        return int(probe.getsockname()[1])
