@@ -276,3 +276,40 @@ class SubscriberOverflow(StreamingError):
     behind that its bounded queue overflowed. The stream ends; the client
     reconnects with its ``Last-Event-ID`` and resumes from the hub's history.
     Nobody else waited for it."""
+
+
+class SlotStoreUnavailable(StreamingError):
+    """Raised by a ``StreamLimiter`` slot store that cannot reach its backend
+    (Redis down, say). The limiter answers ``503`` with ``Retry-After`` and
+    logs it: a limit that cannot be checked is not waived."""
+
+
+class StreamReadError(StreamingError):
+    """Raised by the client readers (``streaming.client``) for a response they
+    must not retry: a status other than ``200``, ``204`` and the retryable
+    ones (``408``, ``429``, ``5xx``), a wrong ``Content-Type``, a malformed or
+    oversized NDJSON line. ``status_code`` is the response's status, if any."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ReconnectFailed(StreamReadError):
+    """Raised by the client readers when the server keeps failing: this many
+    attempts in a row delivered nothing (``attempts``), or the deadline passed
+    while waiting to reconnect. ``__cause__`` is the last failure."""
+
+    def __init__(self, message: str, attempts: int, status_code: int | None = None) -> None:
+        super().__init__(message, status_code)
+        self.attempts = attempts
+
+
+class StreamInterrupted(StreamReadError):
+    """Raised by ``read_ndjson`` when the stream was cut after some lines and no
+    ``resume`` function says how to continue without repeating them."""
+
+
+class ReadDeadlineExceeded(StreamReadError, TimeoutError):
+    """Raised by the client readers when their total ``deadline`` has passed,
+    whatever they were doing (reading, waiting to reconnect)."""

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import uvicorn
 
@@ -83,25 +83,31 @@ class UvicornThread:
         self.socket.close()
 
 
-def _listening_socket() -> socket.socket:
+def _listening_socket(port: int = 0) -> socket.socket:
     listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+    # A restarted server takes its predecessor's port: the killed one's
+    # connections may linger in TIME_WAIT.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
     listener.listen(128)
     return listener
 
 
 @contextmanager
 def uvicorn_process(app_spec: str, *args: str, env: dict[str, str] | None = None,
-                    cwd: Path = ROOT) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+                    cwd: Path = ROOT, port: int = 0, stderr: IO[bytes] | None = None
+                    ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """Start ``python -m uvicorn APP_SPEC`` on a socket bound here and passed by fd,
     so the port is known before the child starts and connections queue until it
-    serves. Yields the process and its base URL; stops it by pid."""
-    listener = _listening_socket()
+    serves. Yields the process and its base URL; stops it by pid. ``port``
+    restarts a server where a stopped one was (``0``: a free port); ``stderr``
+    takes the server's log (a file)."""
+    listener = _listening_socket(port)
     port = listener.getsockname()[1]
     command = [sys.executable, "-m", "uvicorn", app_spec, "--fd", str(listener.fileno()),
                "--log-level", "warning", *args]
     child = subprocess.Popen(command, cwd=cwd, pass_fds=[listener.fileno()],
-                             env={**os.environ, **(env or {})})
+                             env={**os.environ, **(env or {})}, stderr=stderr)
     listener.close()
     try:
         yield child, f"http://127.0.0.1:{port}"

@@ -27,7 +27,8 @@ def test_import_needs_only_anyio() -> None:
     """Block every optional dependency and import the core and its tools."""
     blocker = (
         "import sys\n"
-        "OPTIONAL = {'starlette', 'sse_starlette', 'uvicorn', 'httpx', 'fastapi', 'openai'}\n"
+        "OPTIONAL = {'starlette', 'sse_starlette', 'uvicorn', 'httpx', 'fastapi', 'openai',\n"
+        "            'coredis', 'prometheus_client', 'opentelemetry'}\n"
         "class Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        top = name.partition('.')[0]\n"
@@ -35,6 +36,7 @@ def test_import_needs_only_anyio() -> None:
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import streaming, streaming.testing, streaming.tracing, streaming.encoders\n"
+        "import streaming.limits, streaming.observe\n"
         "assert streaming.StreamingResponse.__mro__[1].__module__ == 'streaming._compat'\n"
         "print('ok')\n"
     )
