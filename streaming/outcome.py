@@ -48,3 +48,9 @@ class Outcome:
     body_complete: bool
     error: BaseException | None = None
     cleanup_timed_out: bool = False
+    #: Body bytes of those chunks, counted by the driver as it sends them (not
+    #: from ``Content-Length``, which a streamed body does not have).
+    bytes_sent: int = 0
+    #: Seconds from the start of the response to the first body chunk handed
+    #: to ``send()`` (not to the start message); ``None`` if none was sent.
+    first_byte_after: float | None = None

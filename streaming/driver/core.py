@@ -112,6 +112,7 @@ class Driver:
     # Slots: thousands of idle streams each hold one driver.
     __slots__ = (
         "_batcher",
+        "_bytes",
         "_cancelled_mid_await",
         "_chunks",
         "_commit_due",
@@ -132,6 +133,7 @@ class Driver:
         "_send",
         "_source",
         "_start",
+        "_started",
         "_terminating",
         "_warned",
         "status",
@@ -163,14 +165,15 @@ class Driver:
         self._warned = False
         self._error: BaseException | None = None
         self._final: bytes | None = None  # a drain's last words
-        self._chunks = 0
+        self._chunks = self._bytes = 0
+        self._started = math.inf
         self._complete = False
         self._terminating = False
         self.status = status
 
     async def run(self, source: AsyncIterator[Any]) -> Outcome:
         """Stream ``source`` to the client and return how it ended."""
-        started = anyio.current_time()
+        self._started = started = anyio.current_time()
         self._source = source
         self._start_timers(started)
         try:
@@ -206,6 +209,27 @@ class Driver:
         timed_out = await self._close(source)
         self._ended_by = self._ended_by or EndReason.HEAD
         return self._outcome(anyio.current_time() - started, timed_out)
+
+    # -- what observers read while the stream runs (no cost per chunk) --------
+
+    @property
+    def chunks_sent(self) -> int:
+        return self._chunks
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._bytes
+
+    @property
+    def first_byte_at(self) -> float | None:
+        return None if self._first_at == math.inf else self._first_at
+
+    @property
+    def state(self) -> str:
+        """``waiting`` (for the first chunk), ``streaming``, or ``draining``."""
+        if self._ended_by is EndReason.DRAINED:
+            return "draining"
+        return "waiting" if self._first_at == math.inf else "streaming"
 
     def stop(self, reason: EndReason, final: bytes | None = None) -> None:
         """End the stream early from outside the body (a drain, a watchdog):
@@ -318,7 +342,7 @@ class Driver:
         # server whose send() does not suspend (uvicorn's, until its buffer
         # fills, and always once the client is gone), would otherwise never let
         # the disconnect listener, or any other connection, run.
-        encode, send, mask = self._fmt.encode, self._send, _YIELD_MASK
+        encode, send, mask, size = self._fmt.encode, self._send, _YIELD_MASK, len
         if self._policy.commit_deadline == 0:  # Starlette's way: headers first
             await self._commit_before_first_chunk()
         first = await anext(source, _EXHAUSTED)
@@ -332,6 +356,7 @@ class Driver:
             await self._send_body(body)
             self._first_at = anyio.current_time()
             self._chunks = sent = 1
+            self._bytes = nbytes = len(body)
             async for item in source:
                 if self._ended_by is not None:
                     return self._drop_late_chunk()
@@ -343,7 +368,9 @@ class Driver:
                 except OSError as exc:  # only send()'s OSError means the client left
                     raise _ClientGone from exc
                 sent += 1
+                nbytes += size(body)
                 self._chunks = sent  # read by the keep-alive look: progress
+                self._bytes = nbytes  # and by the inspector
                 if not sent & mask:
                     await checkpoint()
         await self._finish_body()
@@ -375,10 +402,12 @@ class Driver:
         if batch is not None:
             await self._commit_before_first_chunk()
         while batch is not None:
-            await self._send_body(batch[0] if len(batch) == 1 else b"".join(batch))
+            body = batch[0] if len(batch) == 1 else b"".join(batch)
+            await self._send_body(body)
             if not self._chunks:
                 self._first_at = anyio.current_time()
             self._chunks += len(batch)
+            self._bytes += len(body)
             batch = await batcher.take()
         if batcher.late_chunk:
             return self._drop_late_chunk()
@@ -543,6 +572,8 @@ class Driver:
             self._complete,
             self._error,
             cleanup_timed_out,
+            self._bytes,
+            None if self._first_at == math.inf else self._first_at - self._started,
         )
 
 

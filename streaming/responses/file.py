@@ -155,10 +155,9 @@ class FileResponse(StreamingResponse):
                               st.st_mtime, status=self.status_code)
             status, headers, body = self._plan(decision, st, fd)
             driver = Driver(receive, send, self, status, headers, self.policy)
-            if method.upper() == "HEAD":
-                outcome = await driver.run_head(())
-            else:
-                outcome = await driver.run(body)
+            head = method.upper() == "HEAD"
+            outcome = await self._observed(
+                scope, driver, lambda: driver.run_head(()) if head else driver.run(body))
         finally:
             os.close(fd)  # the body generator is closed by the driver before this
         await self._finish(outcome)

@@ -40,6 +40,7 @@ from streaming.exceptions import (
     StreamingConfigError,
     UnsupportedScopeError,
 )
+from streaming.observe import WATCH_KEY, StreamWatch
 from streaming.outcome import EndReason, Outcome
 from streaming.responses.headers import ResponseHeaders, build_raw_headers, encode_header
 
@@ -140,16 +141,29 @@ class StreamingResponse(ResponseBase):
             raise ResponseReusedError(f"this {type(self).__name__} has already been sent")
         self._called = True
         driver = Driver(receive, send, self, self.status_code, self.raw_headers, self.policy)
+        await self._finish(await self._observed(scope, driver, lambda: self._run(scope, driver)))
+
+    async def _observed(self, scope: Scope, driver: Driver,
+                        run: Callable[[], Awaitable[Outcome]]) -> Outcome:
+        """``run()``, reported to the ``StreamWatch`` above, if any."""
+        watch: StreamWatch | None = scope.get(WATCH_KEY)
+        if watch is None:
+            return await run()
+        record, outcome = watch.open(scope, type(self).__name__, driver), None
+        try:
+            outcome = await run()
+        finally:
+            watch.close(record, outcome)
+        return outcome
+
+    async def _run(self, scope: Scope, driver: Driver) -> Outcome:
         if scope.get("method") == "HEAD":  # before _content_for: no factory runs
-            outcome = await driver.run_head(self.body_iterator)
-            return await self._finish(outcome)
+            return await driver.run_head(self.body_iterator)
         content = self._content_for(scope)
         if self.drain is None:
-            outcome = await driver.run(open_source(content))
-        else:
-            with self.drain.track(lambda final: self._stop_for_drain(driver, final)):
-                outcome = await driver.run(open_source(content))
-        await self._finish(outcome)
+            return await driver.run(open_source(content))
+        with self.drain.track(lambda final: self._stop_for_drain(driver, final)):
+            return await driver.run(open_source(content))
 
     def _content_for(self, scope: Scope) -> ContentStream:
         """The producer to run for this request (a subclass may build it from
