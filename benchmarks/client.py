@@ -638,6 +638,62 @@ def run_traced(job: Job) -> Result:
     return {"kib_per_conn": rss, "lines": answer["lines"]}
 
 
+def run_fanout(job: Job) -> Result:
+    """Deliveries of a published event to ``count`` subscribers: open them (from
+    ``sources``), ask the server to publish ``n`` events ``interval`` s apart
+    (each ``data`` the ``time.monotonic()`` of its publish), read until every
+    subscriber has every event; the server's CPU over it, and each delivery's
+    latency (arrival minus publish; one clock for all processes on Linux)."""
+    deadline = time.monotonic() + job["timeout"]
+    port, pid, count, n = job["port"], job["pid"], job["count"], job["n"]
+    opened: list[tuple[socket.socket, Response]] = []
+    with held_connections(opened, reset=True):
+        open_idle(port, "/subscribe", count, job["batch"], deadline, opened, job.get("sources"))
+        for sock, response in opened:
+            drain(sock, response)
+        cpu_before, started = server_cpu_seconds(pid), time.monotonic()
+        with connect(port) as publisher:
+            publisher.sendall(request_bytes(f"/publish?n={n}&interval={job['interval']}"))
+            latencies = watch_events(opened, n, deadline)
+            elapsed = time.monotonic() - started
+            cpu = server_cpu_seconds(pid) - cpu_before
+            read_response(publisher, Response(collect=True), deadline)
+    latencies.sort()
+    return {"deliveries": count * n, "server_cpu": cpu, "elapsed": elapsed,
+            "latency_median": latencies[len(latencies) // 2],
+            "latency_p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]}
+
+
+def watch_events(opened: list[tuple[socket.socket, Response]], n: int, deadline: float
+                 ) -> list[float]:  # fmt: skip
+    """Read every subscriber until it has ``n`` events; each one's latency."""
+    latencies: list[float] = []
+    tails = [b""] * len(opened)
+    seen = [0] * len(opened)
+    with selectors.DefaultSelector() as selector:
+        for index, (sock, _) in enumerate(opened):
+            selector.register(sock, selectors.EVENT_READ, index)
+        pending = len(opened)
+        while pending:
+            for key, _ in selector.select(_left(deadline)):
+                index = key.data
+                data = key.fileobj.recv(RECV_SIZE)  # type: ignore[union-attr]
+                arrived = time.monotonic()
+                if not data:
+                    raise ProtocolError("a subscriber was closed by the server")
+                *lines, tails[index] = (tails[index] + data).split(b"\n")
+                for line in lines:
+                    if line.startswith(b"data: "):
+                        latencies.append(arrived - float(line[6:]))
+                        seen[index] += 1
+                if seen[index] >= n:
+                    if seen[index] > n:
+                        raise ProtocolError(f"a subscriber got {seen[index]} events, not {n}")
+                    selector.unregister(key.fileobj)
+                    pending -= 1
+    return latencies
+
+
 def warm_up_idle(port: int, path: str, deadline: float) -> None:
     """Open and close a few idle connections and wait until their producers are
     cleaned up, so one-time allocations are not counted per connection. An
@@ -763,6 +819,7 @@ JOBS: dict[str, Callable[[Job], Result]] = {
     "hold": run_hold,
     "pings": run_pings,
     "traced": run_traced,
+    "fanout": run_fanout,
 }
 
 

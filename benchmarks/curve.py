@@ -19,6 +19,12 @@ How the cost grows with the work, for every implementation of
    in the server: the run raises ``RLIMIT_NOFILE``, and where the hard limit
    cannot be raised (no ``CAP_SYS_RESOURCE``) it holds as many as the limit
    allows and says so.
+3. **Fan-out.** The hub's delivery path: ``hub_subscribers`` subscribers (1,000
+   and 10,000) of one topic, ``hub_events`` events published 10 per second:
+   deliveries per CPU-second of the server and delivery latency (publish to
+   arrival, p50 and p99), for ``streaming.hub`` and for a hand-written loop
+   that writes the same pre-encoded bytes to every subscriber (the ceiling;
+   ``benchmarks/apps/fanout.py``).
 
 Outputs: JSON, markdown and a PNG chart in ``benchmarks/results/``, and
 ``benchmarks/curve.md`` / ``curve.png`` unless ``--smoke`` or ``--no-latest``.
@@ -71,6 +77,8 @@ class CurveSizes:
     idle_ping: float
     idle_window: float
     idle_open_budget: float
+    hub_subscribers: tuple[int, ...] = (1000, 10_000)
+    hub_events: int = 20
     idle_batch: int = 500
 
 
@@ -83,7 +91,8 @@ MODES = {
                         idle_window=11.0, idle_open_budget=60),
     "smoke": CurveSizes(reps=1, conns=(1, 10), total_chunks=200, min_per_conn=5,
                         idle_count=40, idle_sources=2, idle_ping=0.5, idle_window=1.3,
-                        idle_open_budget=20, idle_batch=10),
+                        idle_open_budget=20, idle_batch=10, hub_subscribers=(20,),
+                        hub_events=3),
 }  # fmt: skip
 
 
@@ -238,6 +247,43 @@ def run_idle(curve: Curve, log_dir: Path) -> None:
         curve.log("  " + ", ".join(f"{k}={v:,.3g}" for k, v in values.items()))
 
 
+# -- 3. fan-out ----------------------------------------------------------------------
+
+FANOUT = (
+    Impl("raw-fanout", "benchmarks.apps.fanout:loop_app", "hand-written fan-out loop",
+         lifespan=True),
+    Impl("streaming-hub", "benchmarks.apps.fanout:hub_app", "streaming.hub, memory backend",
+         lifespan=True),
+)  # fmt: skip
+#: Events per second the fan-out publishes.
+HUB_RATE = 10
+
+
+def fan_out(server: Server, sizes: CurveSizes, count: int) -> dict[str, float]:
+    job = {"job": "fanout", "port": server.port, "pid": server.pid, "count": count,
+           "n": sizes.hub_events, "interval": 1 / HUB_RATE, "batch": sizes.idle_batch,
+           "timeout": 120 + count / 100 + sizes.hub_events / HUB_RATE}  # fmt: skip
+    result = run_client(job)
+    return {f"hub_rate_{count}": result["deliveries"] / result["server_cpu"],
+            f"hub_p50_{count}": result["latency_median"] * 1e3,
+            f"hub_p99_{count}": result["latency_p99"] * 1e3}  # fmt: skip
+
+
+def run_fanout(curve: Curve, log_dir: Path) -> None:
+    for impl in FANOUT:
+        try:
+            with running(impl, log_dir) as server:
+                for rep in range(curve.sizes.reps):
+                    for count in curve.sizes.hub_subscribers:
+                        curve.log(f"fan-out {rep + 1}/{curve.sizes.reps}: {impl.name}, "
+                                  f"{count:,} subscribers")  # fmt: skip
+                        values = fan_out(server, curve.sizes, count)
+                        curve.add(impl.name, values)
+                        curve.log("  " + ", ".join(f"{k}={v:,.4g}" for k, v in values.items()))
+        except (ClientFailed, ServerFailed) as exc:
+            curve.fail(impl.name, "fan-out", str(exc))
+
+
 # -- the run --------------------------------------------------------------------------
 
 
@@ -250,6 +296,7 @@ def summarize(curve: Curve) -> dict[str, Any]:
         "mode": curve.mode,
         "sizes": asdict(curve.sizes),
         "implementations": [asdict(impl) for impl in curve.impls],
+        "fanout": [asdict(impl) for impl in FANOUT],
         "samples": curve.samples,
         "medians": medians,
         "status": curve.status,
@@ -275,6 +322,8 @@ def execute(mode: str, impls: list[Impl], out_dir: Path, write_latest: bool,
         run_concurrency(curve, log_dir)
     if "idle" in parts:
         run_idle(curve, log_dir)
+    if "fanout" in parts:
+        run_fanout(curve, log_dir)
     results = summarize(curve)
     results["environment"] |= {"loadavg_at_start": load_at_start,
                                "commit_at_start": commit_at_start}  # fmt: skip
@@ -298,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     speed.add_argument("--quick", action="store_true", help="10,000 idle streams, one repetition")
     speed.add_argument("--smoke", action="store_true", help="tiny sizes: checks the suite runs")
     parser.add_argument("--only", help="comma-separated implementations (raw is always included)")
-    parser.add_argument("--parts", default="concurrency,idle",
-                        help="which parts to run: concurrency, idle (default: both)")
+    parser.add_argument("--parts", default="concurrency,idle,fanout",
+                        help="which parts to run: concurrency, idle, fanout (default: all)")
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--no-latest", action="store_true",
                         help="do not write benchmarks/curve.md and curve.png")  # fmt: skip

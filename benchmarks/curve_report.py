@@ -61,11 +61,28 @@ def render_markdown(results: Results, chart_name: str | None) -> str:
         f"Medians of {sizes['reps']} interleaved repetitions; in brackets the ratio to the "
         "hand-written ASGI loop; `~` where the repetitions spread by more than 25%.",
         "",
-        "### Aggregate 16 B chunks/s by concurrent streams (higher is better)",
-        "",
-        head,
-        rule,
     ]
+    if _measured(results, "chunks_"):
+        lines += render_concurrency(results, impls, head, rule)
+    if _measured(results, "idle_kib"):
+        lines += render_idle(results, impls, head, rule)
+    lines += render_fanout(results)
+    for failure in results["failures"]:
+        lines += [f"**FAILED** {failure['impl']} / {failure['step']}: {failure['error']}", ""]
+    if chart_name:
+        lines += [f"![the cost curve]({chart_name})", ""]
+    return "\n".join(lines)
+
+
+def _measured(results: Results, prefix: str) -> bool:
+    return any(key.startswith(prefix) for by_key in results["medians"].values()
+               for key in by_key)  # fmt: skip
+
+
+def render_concurrency(results: Results, impls: list[str], head: str, rule: str) -> list[str]:
+    sizes = results["sizes"]
+    lines = ["### Aggregate 16 B chunks/s by concurrent streams (higher is better)", "",
+             head, rule]  # fmt: skip
     per_conn = results["per_conn"]
     for conns in sizes["conns"]:
         cells = [_cell(results, impl, f"chunks_{conns}") for impl in impls]
@@ -75,9 +92,13 @@ def render_markdown(results: Results, chart_name: str | None) -> str:
     for conns in sizes["conns"]:
         cells = [_cell(results, impl, f"cpu_{conns}") for impl in impls]
         lines.append(f"| {conns:,} streams | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def render_idle(results: Results, impls: list[str], head: str, rule: str) -> list[str]:
+    sizes = results["sizes"]
     held = results.get("idle_held") or sizes["idle_count"]
-    lines += [
-        "",
+    lines = [
         f"### {held:,} idle SSE streams in one server process",
         "",
         f"Opened from {sizes['idle_sources']} source addresses, each stream having received "
@@ -93,12 +114,37 @@ def render_markdown(results: Results, chart_name: str | None) -> str:
         cells = [_cell(results, impl, key, ratio=key in ("idle_kib", "idle_cpu"))
                  for impl in impls]  # fmt: skip
         lines.append(f"| {label} | {unit} | " + " | ".join(cells) + " |")
-    lines.append("")
-    for failure in results["failures"]:
-        lines += [f"**FAILED** {failure['impl']} / {failure['step']}: {failure['error']}", ""]
-    if chart_name:
-        lines += [f"![the cost curve]({chart_name})", ""]
-    return "\n".join(lines)
+    return [*lines, ""]
+
+
+def render_fanout(results: Results) -> list[str]:
+    fanout = results.get("fanout", [])
+    counts = results["sizes"].get("hub_subscribers", [])
+    if not any(f"hub_rate_{c}" in results["medians"].get(impl["name"], {})
+               for impl in fanout for c in counts):  # fmt: skip
+        return []
+    base = fanout[0]["name"]
+    lines = [
+        f"### Fan-out: {results['sizes']['hub_events']} events at 10/s to every subscriber",
+        "",
+        "| subscribers | " + " | ".join(
+            f"{impl['label']}: {what}" for impl in fanout
+            for what in ("deliveries per CPU-second", "latency p50, ms", "p99, ms")) + " |",
+        "|---|" + "---|" * (3 * len(fanout)),
+    ]
+    for count in counts:
+        cells = []
+        for impl in fanout:
+            medians = results["medians"].get(impl["name"], {})
+            rate = medians.get(f"hub_rate_{count}")
+            base_rate = results["medians"].get(base, {}).get(f"hub_rate_{count}")
+            text = "n/a" if rate is None else format_value(rate)
+            if rate is not None and base_rate and impl["name"] != base:
+                text += f" ({rate / base_rate:.2f})"
+            cells += [text, *(format_value(medians[key]) if key in medians else "n/a"
+                              for key in (f"hub_p50_{count}", f"hub_p99_{count}"))]
+        lines.append(f"| {count:,} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def render_chart(results: Results, path: Path) -> bool:
@@ -114,7 +160,7 @@ def render_chart(results: Results, path: Path) -> bool:
         return False
     impls = results["implementations"]
     conns = results["sizes"]["conns"]
-    fig, axes = plt.subplots(2, 2, figsize=(15, 10))
+    fig, axes = plt.subplots(3, 2, figsize=(15, 14))
     for ax, key, title in (
         (axes[0][0], "chunks", "aggregate 16 B chunks/s (higher is better)"),
         (axes[0][1], "cpu", "server CPU per chunk, µs (lower is better)"),
@@ -130,7 +176,8 @@ def render_chart(results: Results, path: Path) -> bool:
         ax.set_xlabel("concurrent streams")
         ax.set_title(title, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    if any(ax.get_lines() for ax in axes[0]):
+        axes[0][0].legend(fontsize=7)
     held = results.get("idle_held") or results["sizes"]["idle_count"]
     for ax, key, title in (
         (axes[1][0], "idle_kib", f"memory per idle SSE connection, {held:,} open (KiB)"),
@@ -144,6 +191,21 @@ def render_chart(results: Results, path: Path) -> bool:
                       rotation=20, ha="right")  # fmt: skip
         ax.set_title(title, fontsize=10)
     axes[1][1].axhline(results["late_target_ms"], color="red", linewidth=0.8)
+    fanout, counts = results.get("fanout", []), results["sizes"].get("hub_subscribers", [])
+    for ax, key, title in (
+        (axes[2][0], "hub_rate", "fan-out: deliveries per server CPU-second (higher is better)"),
+        (axes[2][1], "hub_p99", "fan-out: delivery latency p99, ms (lower is better)"),
+    ):
+        width = 0.8 / max(1, len(fanout))
+        for index, impl in enumerate(fanout):
+            values = [_value(results, impl["name"], f"{key}_{c}") or 0.0 for c in counts]
+            xs = [x + (index - (len(fanout) - 1) / 2) * width for x in range(len(counts))]
+            bars = ax.bar(xs, values, width, label=impl["label"], color=f"C{index + 7}")
+            ax.bar_label(bars, labels=[format_value(v) for v in values], fontsize=7)
+        ax.set_xticks(range(len(counts)), [f"{c:,} subscribers" for c in counts])
+        ax.set_title(title, fontsize=10)
+        if fanout:
+            ax.legend(fontsize=7)
     fig.suptitle(f"the cost curve ({results['mode']} run, {results['environment']['date']})",
                  fontsize=11)  # fmt: skip
     fig.tight_layout()

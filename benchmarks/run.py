@@ -53,6 +53,7 @@ class Impl:
     target: str
     label: str
     server: str = "uvicorn"
+    lifespan: bool = False
 
     def command(self, port: int) -> list[str]:
         if self.server == "module":  # a server of its own (aiohttp)
@@ -61,7 +62,8 @@ class Impl:
             sys.executable, "-m", "uvicorn", self.target,
             "--host", "127.0.0.1", "--port", str(port),
             "--loop", "uvloop", "--http", "httptools", "--workers", "1",
-            "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+            "--lifespan", "on" if self.lifespan else "off",
+            "--no-access-log", "--log-level", "warning",
             "--backlog", "4096", "--timeout-graceful-shutdown", "2",
         ]  # fmt: skip
 

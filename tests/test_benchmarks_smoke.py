@@ -89,6 +89,8 @@ def test_cost_curve_smoke_run(tmp_path: Path) -> None:
         medians = results["medians"][name]
         for key in ("chunks_1", "chunks_10", "cpu_10", "idle_kib", "idle_cpu", "idle_p99"):
             assert medians[key] > 0 or key == "idle_kib", (name, key, medians)
+    for name in ("raw-fanout", "streaming-hub"):  # every subscriber got every event
+        assert results["medians"][name]["hub_rate_20"] > 0, results["medians"][name]
     assert "| 10 streams x" in done.stdout
 
 
