@@ -275,10 +275,8 @@ def stream_response(layer: Layer, content: Content, *, media_type: str = "text/p
     still become an error status; Starlette sends them at once.
     """
     if layer == "raw":
-        raw = streaming.StreamingResponse(content, headers=headers, media_type=media_type,
-                                          background=background)
-        # Typed as Starlette's Response only when Starlette is installed (it is here).
-        return raw  # type: ignore[return-value]
+        return streaming.StreamingResponse(content, headers=headers, media_type=media_type,
+                                           background=background)
     return starlette_response(content, headers=headers, media_type=media_type,
                               background=background)
 

@@ -237,8 +237,7 @@ class SSEDemo:
     def respond(self, layer: SSELayer, events: AsyncIterator[Event]) -> Response:
         """``events`` through ``layer``'s response; only ours joins the drain."""
         if layer == "ours":
-            ours = EventSourceResponse(events, drain=self.drain)
-            return ours  # type: ignore[return-value]  # a Starlette Response when installed
+            return EventSourceResponse(events, drain=self.drain)
         if layer == "starlette":
             return starlette_sse_response(events)
         return sse_starlette_response(events)
@@ -248,9 +247,8 @@ class SSEDemo:
         if not CHANNEL_NAME.fullmatch(name):
             return JSONResponse({"detail": f"bad channel name {name!r}"}, status_code=404)
         channel = self.tickers.channel(name)
-        ours = EventSourceResponse(lambda last_id: channel.subscribe(last_id),
+        return EventSourceResponse(lambda last_id: channel.subscribe(last_id),
                                    retry=self.retry, drain=self.drain)
-        return ours  # type: ignore[return-value]
 
     def routes(self) -> list[BaseRoute]:
         mounts: list[BaseRoute] = [

@@ -1,8 +1,9 @@
 """streaming: HTTP streaming responses written directly on ASGI.
 
-Layers, lowest first (see ARCHITECTURE.md): sans-IO encoders
-(``streaming.encoders``), the one ASGI driver (``streaming.driver``), thin
-responses (``streaming.responses``), the Starlette / sse-starlette comparison
+Layers, lowest first (see ARCHITECTURE.md): sans-IO encoders and formats
+(``streaming.encoders``, ``streaming.formats``), the one ASGI driver
+(``streaming.driver``), thin responses (``streaming.responses``), the
+Starlette / sse-starlette comparison
 layer (``streaming.compare``), and tools for people (``streaming.testing``,
 ``streaming.tracing``). ``import streaming`` needs only anyio.
 """
@@ -11,6 +12,7 @@ from streaming.drain import Drain, DrainReport
 from streaming.driver import StreamPolicy
 from streaming.encoders import ServerSentEvent, SSEParser
 from streaming.exceptions import (
+    BodyAlreadyReadError,
     BodyIncompleteError,
     BodyTimeoutError,
     BodyTooLargeError,
@@ -57,6 +59,7 @@ from streaming.resume import RESET_EVENT, Replay, ReplayBuffer, read_last_event_
 
 __all__ = [
     "RESET_EVENT",
+    "BodyAlreadyReadError",
     "BodyIncompleteError",
     "BodyTimeoutError",
     "BodyTooLargeError",

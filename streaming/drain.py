@@ -47,8 +47,8 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
+from streaming._checks import check_seconds
 from streaming.encoders.sse import ServerSentEvent
-from streaming.exceptions import StreamingConfigError
 
 logger = logging.getLogger("streaming")
 
@@ -77,8 +77,7 @@ class Drain:
     """
 
     def __init__(self, final: object = SHUTDOWN_EVENT, grace: float = 5.0) -> None:
-        if type(grace) not in (int, float) or not grace > 0 or grace == float("inf"):
-            raise StreamingConfigError(f"grace must be a finite number of seconds, not {grace!r}")
+        check_seconds("grace", grace, none_ok=False)
         self.final = final
         self.grace = grace
         self._stops: dict[int, Callable[[object], None]] = {}

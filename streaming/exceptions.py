@@ -15,6 +15,16 @@ class StreamingError(Exception):
     """Base class of every exception raised by `streaming` itself."""
 
 
+class StreamingConfigError(StreamingError, ValueError):
+    """Raised for an argument that cannot work, as soon as it is given: by a
+    response's constructor (a negative or NaN time, a status code outside
+    100-599, an SSE separator or ``error_event`` the format cannot carry), by a
+    format, ``StreamPolicy``, ``Drain``, ``ReplayBuffer``, the relay (an unknown
+    ``mode``, a bad timeout), the exceptions that carry a status
+    (``StreamRefused(200)``), and the wire viewer. Every bad argument is one of
+    these; its subclasses say which kind."""
+
+
 class ContentTypeError(StreamingError, TypeError):
     """Raised by the driver when a producer yields a chunk that is not ``bytes``,
     ``bytearray``, ``memoryview`` or ``str``. The message names the type and the
@@ -30,7 +40,7 @@ class ContentTypeError(StreamingError, TypeError):
         )
 
 
-class InvalidContentError(StreamingError, TypeError):
+class InvalidContentError(StreamingConfigError, TypeError):
     """Raised by ``StreamingResponse(...)`` when ``content`` is not an iterable of
     chunks (for example a bare ``str`` or ``bytes``, which would stream one
     character or one integer at a time)."""
@@ -53,8 +63,9 @@ class StreamRefused(StreamingError):
     def __init__(
         self, status_code: int, detail: str = "", headers: Mapping[str, str] | None = None
     ) -> None:
-        if not 400 <= status_code <= 599:
-            raise ValueError(f"StreamRefused needs a 4xx or 5xx status, not {status_code}")
+        if type(status_code) is not int or not 400 <= status_code <= 599:
+            raise StreamingConfigError(
+                f"StreamRefused needs a 4xx or 5xx status, not {status_code!r}")
         self.status_code = status_code
         self.detail = detail
         self.headers = dict(headers or {})
@@ -67,7 +78,7 @@ class SSEEncodingError(StreamingError, ValueError):
     a negative or non-integer ``retry``). Nothing is stripped silently."""
 
 
-class HeaderValidationError(StreamingError, ValueError):
+class HeaderValidationError(StreamingConfigError):
     """Raised by a response's constructor for a header that cannot go on the
     wire: a name or value that is not ``str``, holds a line break or another
     control character, or is not latin-1 (RFC 9110 section 5.5); also by the
@@ -87,7 +98,7 @@ class UnsupportedScopeError(StreamingError, RuntimeError):
     say): streamed bodies are an HTTP feature."""
 
 
-class MissingEventIdError(StreamingError, ValueError):
+class MissingEventIdError(StreamingConfigError):
     """Raised by ``ReplayBuffer.append`` for an event without an ``id``: an
     event that cannot be named cannot be resumed after."""
 
@@ -115,8 +126,9 @@ class UpstreamError(StreamingError):
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        if not 400 <= status_code <= 599:
-            raise ValueError(f"UpstreamError needs a 4xx or 5xx status, not {status_code}")
+        if status_code.__class__ is not int or not 400 <= status_code <= 599:
+            raise StreamingConfigError(
+                f"UpstreamError needs a 4xx or 5xx status, not {status_code!r}")
         self.status_code = status_code
         self.message = message
         self.type = type
@@ -159,12 +171,6 @@ class WireFormatError(StreamingError, ValueError):
     events: tuple[object, ...] = ()
 
 
-class StreamingConfigError(StreamingError, ValueError):
-    """Raised by a response's constructor (or ``StreamPolicy``, ``Drain``,
-    ``ReplayBuffer``) for a setting that cannot work: a negative or NaN time, a
-    status code outside 100-599, an ``error_event`` with a line break."""
-
-
 class NDJSONEncodingError(StreamingError, ValueError):
     """Raised by the NDJSON encoder for an item that cannot be one line of JSON:
     a NaN or an infinity (not JSON), or pre-encoded ``bytes`` that are not exactly
@@ -201,6 +207,11 @@ class RequestBodyError(StreamingError):
         self.detail = detail
         self.headers = dict(headers or {})
         super().__init__(f"{self.status_code} {detail}")
+
+
+class BodyAlreadyReadError(StreamingError, RuntimeError):
+    """Raised when a ``RequestBody`` is iterated a second time: a request body
+    arrives once, so it can be read only once (also a ``RuntimeError``)."""
 
 
 class BodyTooLargeError(RequestBodyError):

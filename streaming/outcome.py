@@ -25,7 +25,7 @@ class EndReason(enum.Enum):
     DRAINED = "drained"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     """The end of one response, as observed by the driver.
 

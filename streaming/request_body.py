@@ -28,6 +28,7 @@ import anyio
 
 from streaming._types import Receive, Scope
 from streaming.exceptions import (
+    BodyAlreadyReadError,
     BodyIncompleteError,
     BodyTimeoutError,
     BodyTooLargeError,
@@ -92,7 +93,7 @@ class RequestBody:
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._started:
-            raise RuntimeError("this request body has already been read")
+            raise BodyAlreadyReadError("this request body has already been read")
         self._started = True
         return self._chunks()
 

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from streaming._checks import check_seconds
 from streaming._types import Scope
 from streaming.encoders.sse import ServerSentEvent
 from streaming.exceptions import MissingEventIdError, StreamingConfigError
@@ -82,8 +83,7 @@ class ReplayBuffer:
     ) -> None:
         if type(max_events) is not int or max_events < 1:
             raise StreamingConfigError(f"max_events must be an int >= 1, not {max_events!r}")
-        if max_age is not None and not max_age > 0:
-            raise StreamingConfigError(f"max_age must be above 0 seconds or None, not {max_age!r}")
+        check_seconds("max_age", max_age)
         self._events: deque[tuple[float, ServerSentEvent]] = deque(maxlen=max_events)
         self._max_age = max_age
         self._clock = clock

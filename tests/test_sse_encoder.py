@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from streaming.encoders.sse import ServerSentEvent, encode_comment, encode_event, encode_item
-from streaming.exceptions import SSEEncodingError
+from streaming.exceptions import SSEEncodingError, StreamingConfigError
 
 E = ServerSentEvent
 
@@ -161,8 +161,6 @@ ERRORS = [
     pytest.param(E(data=object()), {"json_data": True}, "not JSON", id="object-json"),
     pytest.param(E(data=float("nan")), {"json_data": True}, "not JSON", id="nan-json"),
     pytest.param(E(data="\ud800"), {}, "not encodable as UTF-8", id="lone-surrogate"),
-    pytest.param(E(data="x"), {"sep": "\n\n"}, "separator must be", id="bad-sep"),
-    pytest.param(E(data="x"), {"sep": ""}, "separator must be", id="empty-sep"),
 ]
 
 
@@ -179,8 +177,6 @@ ITEM_ERRORS = [
     pytest.param({"a": 1}, {}, "To send the dict itself as JSON data, pass json_data=True",
                  id="dict"),
     pytest.param(["a"], {}, "list needs JSON: pass json_data=True", id="list"),
-    pytest.param("x", {"sep": " "}, "separator must be", id="bad-sep-str"),
-    pytest.param(b"x", {"sep": "\t"}, "separator must be", id="bad-sep-bytes"),
     pytest.param("\udfff", {}, "not encodable as UTF-8", id="lone-surrogate"),
 ]
 
@@ -191,9 +187,20 @@ def test_encode_item_errors(item: object, kwargs: dict[str, object], match: str)
         encode_item(item, **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("item", [E(data="x"), "x", b"x"])
+@pytest.mark.parametrize("sep", ["\n\n", "", " ", "\t", "\n\r"])
+def test_a_bad_separator_is_a_config_error(item: object, sep: str) -> None:
+    # The separator is a setting, not data: the same error as every bad setting.
+    with pytest.raises(StreamingConfigError, match="separator must be"):
+        encode_item(item, sep=sep)
+    with pytest.raises(StreamingConfigError, match="separator must be"):
+        encode_comment("x", sep)
+    if isinstance(item, ServerSentEvent):
+        with pytest.raises(StreamingConfigError, match="separator must be"):
+            encode_event(item, sep=sep)
+
+
 def test_encode_comment_errors() -> None:
-    with pytest.raises(SSEEncodingError, match="separator must be"):
-        encode_comment("x", "\n\r")
     with pytest.raises(SSEEncodingError, match="comment must be str"):
         encode_comment(None)  # type: ignore[arg-type]
 

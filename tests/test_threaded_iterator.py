@@ -13,7 +13,7 @@ import anyio.to_thread
 import pytest
 
 from streaming import EndReason, StreamingResponse
-from streaming.driver import ThreadedIterator
+from streaming.driver.sources import ThreadedIterator
 from streaming.testing import StreamingClient
 
 

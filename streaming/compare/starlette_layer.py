@@ -33,6 +33,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import ContentStream, StreamingResponse
 
 from streaming.encoders.sse import ServerSentEvent
+from streaming.exceptions import SSEEncodingError
 
 __all__ = ["SSE_HEADERS", "hand_format", "hand_formatted", "starlette_response",
            "starlette_sse_response"]
@@ -116,5 +117,5 @@ def _lines(text: str | None) -> list[str]:
 
 def _one_line(name: str, value: str) -> str:
     if _LINE_BREAK.search(value):
-        raise ValueError(f"SSE {name} {value!r} contains a line break")
+        raise SSEEncodingError(f"SSE {name} {value!r} contains a line break")
     return value

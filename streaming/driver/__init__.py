@@ -13,25 +13,7 @@ report a departed client only through ``receive()`` and silently drop later
 handle both the same way, so there is one disconnect path, not one per version.
 """
 
-from streaming.driver.core import Driver, StreamFormat, StreamPolicy
-from streaming.driver.errors import describe_error, status_for
-from streaming.driver.sources import (
-    ContentStream,
-    ThreadedIterator,
-    close_source,
-    open_source,
-    producer_busy,
-)
+from streaming.driver.core import Driver, StreamPolicy
+from streaming.driver.sources import ContentStream, open_source
 
-__all__ = [
-    "ContentStream",
-    "Driver",
-    "StreamFormat",
-    "StreamPolicy",
-    "ThreadedIterator",
-    "close_source",
-    "describe_error",
-    "open_source",
-    "producer_busy",
-    "status_for",
-]
+__all__ = ["ContentStream", "Driver", "StreamPolicy", "open_source"]

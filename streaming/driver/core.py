@@ -8,16 +8,17 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import CodeType
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio.lowlevel import checkpoint
 
+from streaming._checks import check_seconds
 from streaming._types import Message, RawHeaders, Receive, Send
 from streaming.driver.batching import Batcher
-from streaming.driver.errors import status_for
-from streaming.driver.sources import _EXHAUSTED, ThreadedIterator, close_source, producer_busy
+from streaming.driver.sources import ThreadedIterator, close_source, producer_busy
 from streaming.exceptions import ContentTypeError, StreamingConfigError, StreamingWarning
+from streaming.formats import Format, status_for
 from streaming.outcome import EndReason, Outcome
 
 logger = logging.getLogger("streaming")
@@ -36,11 +37,14 @@ _PLAIN_500_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"),
 
 _T = TypeVar("_T")
 
+#: What ``anext`` returns here for an exhausted producer.
+_EXHAUSTED = object()
+
 #: A timer that fires this early still counts as due (clock granularity).
 _TIMER_SLACK = 0.001
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamPolicy:
     """Timing knobs of one response (seconds; ``None`` or ``0`` turns one off).
 
@@ -63,41 +67,12 @@ class StreamPolicy:
     batch: bool = False
 
     def __post_init__(self) -> None:
-        _check_seconds("commit_deadline", self.commit_deadline, zero_ok=True)
-        _check_seconds("cleanup_timeout", self.cleanup_timeout, none_ok=False)
-        _check_seconds("ping", self.ping_interval, zero_ok=True)
-        _check_seconds("send_timeout", self.send_timeout)
-
-
-def _check_seconds(name: str, value: float | None, *, none_ok: bool = True,
-                   zero_ok: bool = False) -> None:
-    if value is None and none_ok:
-        return
-    finite = type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
-    if not finite or value < 0 or (value == 0 and not zero_ok):  # type: ignore[operator]
-        allowed = "a finite number of seconds" + (", 0" if zero_ok else " above 0")
-        raise StreamingConfigError(
-            f"{name} must be {allowed}{' or None' if none_ok else ''}, not {value!r}")
-
-
-class StreamFormat(Protocol):
-    """What a response format gives the driver: pure functions item -> bytes."""
-
-    def encode(self, item: Any) -> bytes | memoryview:
-        """Return the body bytes for one produced item; raise ``ContentTypeError``
-        for an item of the wrong type (the driver fills in its index)."""
-
-    def encode_first(self, item: Any) -> bytes | memoryview:
-        """Like ``encode``, for the first item (a format may prefix it)."""
-
-    def keepalive(self) -> bytes | None:
-        """Return the bytes of a keep-alive, or ``None`` if the format has none."""
-
-    def error_marker(self, error: BaseException) -> bytes | None:
-        """Return a final in-band error marker, or ``None`` to cut silently."""
-
-    def error_response(self, status: int, error: BaseException) -> tuple[RawHeaders, bytes]:
-        """Return the headers and body of the error response sent before commit."""
+        check_seconds("commit_deadline", self.commit_deadline, zero_ok=True)
+        check_seconds("cleanup_timeout", self.cleanup_timeout, none_ok=False)
+        check_seconds("ping", self.ping_interval, zero_ok=True)
+        check_seconds("send_timeout", self.send_timeout)
+        if type(self.batch) is not bool:
+            raise StreamingConfigError(f"batch must be True or False, not {self.batch!r}")
 
 
 class _ClientGone(Exception):
@@ -143,7 +118,7 @@ class Driver:
         self,
         receive: Receive,
         send: Send,
-        fmt: StreamFormat,
+        fmt: Format,
         status: int,
         headers: RawHeaders,
         policy: StreamPolicy,
@@ -564,16 +539,16 @@ class Driver:
         else:
             reason = EndReason.COMPLETED
         return Outcome(
-            reason,
-            self.status,
-            self._head == _SENT,
-            self._chunks,
-            duration,
-            self._complete,
-            self._error,
-            cleanup_timed_out,
-            self._bytes,
-            None if self._first_at == math.inf else self._first_at - self._started,
+            reason=reason,
+            status_code=self.status,
+            headers_sent=self._head == _SENT,
+            chunks_sent=self._chunks,
+            duration=duration,
+            body_complete=self._complete,
+            error=self._error,
+            cleanup_timed_out=cleanup_timed_out,
+            bytes_sent=self._bytes,
+            first_byte_after=None if self._first_at == math.inf else self._first_at - self._started,
         )
 
 

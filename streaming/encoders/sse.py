@@ -32,12 +32,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from streaming.encoders.sse_shapes import event_from_dict, event_from_object
-from streaming.exceptions import SSEEncodingError
+from streaming.exceptions import SSEEncodingError, StreamingConfigError
 
 __all__ = ["ServerSentEvent", "encode_comment", "encode_event", "encode_item", "item_encoder"]
 
 # 9.2.5 "Parsing an event stream": end-of-line = CRLF / LF / CR.
-_SEPARATORS = ("\n", "\r\n", "\r")
+SEPARATORS = ("\n", "\r\n", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +196,9 @@ def _require_str(name: str, value: object) -> str:
 
 
 def _check_sep(sep: str) -> None:
-    if sep not in _SEPARATORS:
-        raise SSEEncodingError(f"SSE line separator must be '\\n', '\\r\\n' or '\\r', not {sep!r}")
+    if sep not in SEPARATORS:
+        raise StreamingConfigError(
+            f"SSE line separator must be '\\n', '\\r\\n' or '\\r', not {sep!r}")
 
 
 def _utf8(text: str) -> bytes:

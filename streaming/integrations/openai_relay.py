@@ -40,14 +40,14 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import anyio
 from anyio.lowlevel import checkpoint_if_cancelled
 
-from streaming._types import RawHeaders
-from streaming.driver import describe_error
+from streaming._checks import check_seconds
+from streaming._types import OutcomeCallback, RawHeaders
 from streaming.encoders.ndjson import encode_ndjson_line
 from streaming.encoders.sse import ServerSentEvent, encode_event
-from streaming.exceptions import UpstreamError
+from streaming.exceptions import StreamingConfigError, UpstreamError
+from streaming.formats import NDJSONFormat, SSEFormat, describe_error, error_headers
 from streaming.integrations import openai_wire as wire
 from streaming.responses import EventSourceResponse, NDJSONResponse, StreamingResponse
-from streaming.responses.stream import OutcomeCallback, _error_headers
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream
@@ -109,7 +109,8 @@ async def relay_events(
     closed (``aclose()``) however this generator ends. Only the first choice
     is relayed in ``sse``/``ndjson`` mode; ``openai`` mode passes chunks whole.
     """
-    items, ending = _format(mode)
+    spec = _mode(mode)
+    items, ending = spec.items, spec.ending
     result = RelayResult() if result is None else result
     upstream = _checked_chunks(chunks, first_token_timeout, inactivity_timeout)
     try:
@@ -176,8 +177,8 @@ def chunk_dict(chunk: object) -> dict[str, Any]:
         return dict(chunk)
     dump = getattr(chunk, "model_dump", None)
     if dump is None:
-        raise TypeError(f"a chat.completion.chunk must be a mapping or a pydantic model, "
-                        f"not {type(chunk).__name__}")
+        raise StreamingConfigError(f"a chat.completion.chunk must be a mapping or a pydantic "
+                                   f"model, not {type(chunk).__name__}")
     return dict(dump(mode="json", exclude_unset=True, by_alias=True))
 
 
@@ -186,7 +187,7 @@ def _first_choice(chunk: Mapping[str, Any]) -> Mapping[str, Any]:
     return choices[0] if choices and isinstance(choices[0], Mapping) else {}
 
 
-# -- the three formats: pure -----------------------------------------------------------
+# -- the three modes' items: pure -----------------------------------------------------------
 
 
 def _json(obj: object) -> str:
@@ -223,21 +224,6 @@ def _openai_ending(result: RelayResult) -> list[bytes]:
     return [wire.DONE]
 
 
-_FORMATS: dict[str, tuple[Callable[[Mapping[str, Any], str], list[Any]],
-                          Callable[[RelayResult], list[Any]]]] = {
-    "sse": (_sse_items, _sse_ending),
-    "ndjson": (_ndjson_items, _ndjson_ending),
-    "openai": (_openai_items, _openai_ending),
-}
-
-
-def _format(mode: str) -> tuple[Callable[[Mapping[str, Any], str], list[Any]],
-                                 Callable[[RelayResult], list[Any]]]:
-    if mode not in _FORMATS:
-        raise ValueError(f"mode must be one of {RELAY_MODES}, not {mode!r}")
-    return _FORMATS[mode]
-
-
 # -- errors -------------------------------------------------------------------------
 
 
@@ -252,10 +238,12 @@ def error_fields(error: BaseException) -> tuple[int, dict[str, str | None]]:
     return status, wire.error_object(message, kind)["error"]
 
 
-def _error_response(error: BaseException) -> tuple[RawHeaders, bytes]:
+def error_response(error: BaseException) -> tuple[RawHeaders, bytes]:
+    """The error response before the first token, in every mode: the status
+    with the OpenAI API's error body (what an OpenAI client expects)."""
     _, fields = error_fields(error)
     body = json.dumps({"error": fields}, ensure_ascii=False).encode()
-    return _error_headers(error, b"application/json", body), body
+    return error_headers(error, b"application/json", body), body
 
 
 def upstream_error_for(error: BaseException) -> UpstreamError | None:
@@ -321,45 +309,77 @@ def _from_connection_error(error: BaseException, timed_out: bool) -> UpstreamErr
                          type="upstream_error", code="upstream_connection_error")
 
 
-# -- responses ----------------------------------------------------------------------
+# -- the modes' formats: pure, table-tested -------------------------------------------
 
 
-class RelayEventSourceResponse(EventSourceResponse):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelaySSEFormat(SSEFormat):
     """``sse`` mode: an error after the first token is an ``error`` event whose
     data is ``{"status", "message", "type", "param", "code"}``; before it, the
     status with the OpenAI error body."""
 
-    def error_marker(self, error: BaseException) -> bytes:
+    def error_marker(self, error: BaseException) -> bytes | None:
         status, fields = error_fields(error)
         data = _json({"status": status, **fields})
         return encode_event(ServerSentEvent(data, "error"), sep=self.sep)
 
     def error_response(self, status: int, error: BaseException) -> tuple[RawHeaders, bytes]:
-        return _error_response(error)
+        return error_response(error)
 
 
-class RelayNDJSONResponse(NDJSONResponse):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayNDJSONFormat(NDJSONFormat):
     """``ndjson`` mode: an error after the first token is the line
     ``{"type": "error", "error": {"status", "message", "type", "param", "code"}}``."""
 
-    def error_marker(self, error: BaseException) -> bytes:
+    def error_marker(self, error: BaseException) -> bytes | None:
         status, fields = error_fields(error)
         return encode_ndjson_line({"type": "error", "error": {"status": status, **fields}})
 
     def error_response(self, status: int, error: BaseException) -> tuple[RawHeaders, bytes]:
-        return _error_response(error)
+        return error_response(error)
 
 
-class OpenAIStreamResponse(EventSourceResponse):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenAIFormat(SSEFormat):
     """``openai`` mode: the API's own stream, so the SDK raises on an error
     mid-stream (``data: {"error": ...}``) and on an error status (the API's
     error body), exactly as it would talking to the API."""
 
-    def error_marker(self, error: BaseException) -> bytes:
+    def error_marker(self, error: BaseException) -> bytes | None:
         return wire.sse_data({"error": error_fields(error)[1]})
 
     def error_response(self, status: int, error: BaseException) -> tuple[RawHeaders, bytes]:
-        return _error_response(error)
+        return error_response(error)
+
+
+@dataclass(frozen=True, slots=True)
+class _Mode:
+    """One relay mode: the items per upstream chunk and at the end, and the
+    format that carries them (an event stream, or JSON lines)."""
+
+    items: Callable[[Mapping[str, Any], str], list[Any]]
+    ending: Callable[[RelayResult], list[Any]]
+    format: SSEFormat | NDJSONFormat
+
+
+_MODES: dict[str, _Mode] = {
+    "sse": _Mode(_sse_items, _sse_ending, RelaySSEFormat()),
+    "ndjson": _Mode(_ndjson_items, _ndjson_ending, RelayNDJSONFormat()),
+    "openai": _Mode(_openai_items, _openai_ending, OpenAIFormat()),
+}
+
+
+def _check_timeouts(**timeouts: float | None) -> None:
+    for name, value in timeouts.items():
+        check_seconds(name, value)
+
+
+def _mode(mode: str) -> _Mode:
+    spec = _MODES.get(mode) if isinstance(mode, str) else None
+    if spec is None:
+        raise StreamingConfigError(f"mode must be one of {RELAY_MODES}, not {mode!r}")
+    return spec
 
 
 RelayBackground = Callable[[RelayResult], Awaitable[Any]]
@@ -385,17 +405,18 @@ def relay_response(
     ``RelayResult`` and runs only after a completed stream, never after the
     reader left or the upstream failed (card 10 of the tutorial).
     """
-    _format(mode)  # a bad mode fails here, not when the response runs
+    spec = _mode(mode)  # a bad mode fails here, not when the response runs
+    _check_timeouts(first_token_timeout=first_token_timeout,
+                    inactivity_timeout=inactivity_timeout)
     result = RelayResult() if result is None else result
     producer = relay_events(chunks, mode, first_token_timeout=first_token_timeout,
                             inactivity_timeout=inactivity_timeout, result=result)
     task = None if background is None else functools.partial(background, result)
-    if mode == "ndjson":
-        return RelayNDJSONResponse(producer, headers=headers, background=task,
-                                   commit_deadline=None, on_outcome=on_outcome)
-    kind = OpenAIStreamResponse if mode == "openai" else RelayEventSourceResponse
-    return kind(producer, headers=headers, background=task, ping=ping, commit_deadline=None,
-                on_outcome=on_outcome)
+    if isinstance(spec.format, NDJSONFormat):
+        return NDJSONResponse(producer, headers=headers, background=task, commit_deadline=None,
+                              on_outcome=on_outcome, format=spec.format)
+    return EventSourceResponse(producer, headers=headers, background=task, ping=ping,
+                               commit_deadline=None, on_outcome=on_outcome, format=spec.format)
 
 
 # -- the SDK as the source --------------------------------------------------------------
@@ -428,6 +449,11 @@ class ChatRelay:
         max_retries: int = 0,
         ping: float | None = 15.0,
     ) -> None:
+        _check_timeouts(connect_timeout=connect_timeout, first_token_timeout=first_token_timeout,
+                        inactivity_timeout=inactivity_timeout)
+        check_seconds("ping", ping, zero_ok=True)
+        if type(max_retries) is not int or max_retries < 0:
+            raise StreamingConfigError(f"max_retries must be an int >= 0, not {max_retries!r}")
         self._owns_client = client is None
         self.client = client if client is not None else _build_client(base_url, api_key,
                                                                        max_retries)

@@ -1,4 +1,5 @@
-"""Layer 3: responses. Each is a format (pure encode / error functions) plus the driver."""
+"""Layer 3: responses. Each holds its settings, headers and a format (``streaming.formats``)
+and hands them to the driver."""
 
 from streaming.responses.file import FileResponse
 from streaming.responses.headers import ResponseHeaders

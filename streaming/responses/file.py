@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 import anyio
 
-from streaming._types import RawHeaders, Receive, Scope, Send
+from streaming._types import BackgroundTask, OutcomeCallback, RawHeaders, Receive, Scope, Send
 from streaming.driver import Driver
 from streaming.encoders.ranges import (
     ByteRange,
@@ -59,7 +59,7 @@ from streaming.exceptions import (
     UnsupportedScopeError,
 )
 from streaming.responses.headers import ResponseHeaders, encode_header
-from streaming.responses.stream import BackgroundTask, OutcomeCallback, StreamingResponse
+from streaming.responses.stream import StreamingResponse
 
 #: Headers a 304 keeps (RFC 9110 15.4.5): the ones that update a cached copy.
 _NOT_MODIFIED_KEEP = frozenset({b"cache-control", b"content-location", b"date", b"etag",
@@ -154,7 +154,7 @@ class FileResponse(StreamingResponse):
             decision = decide(method, request_headers(scope), st.st_size, _etag(st),
                               st.st_mtime, status=self.status_code)
             status, headers, body = self._plan(decision, st, fd)
-            driver = Driver(receive, send, self, status, headers, self.policy)
+            driver = Driver(receive, send, self.format, status, headers, self.policy)
             head = method.upper() == "HEAD"
             outcome = await self._observed(
                 scope, driver, lambda: driver.run_head(()) if head else driver.run(body))

@@ -1,12 +1,16 @@
-"""Response headers: built once at construction, as raw ASGI pairs."""
+"""Response headers: built once at construction, as raw ASGI pairs.
+
+``encode_header`` (one header, checked) is pure and lives with the encoders.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, MutableMapping
 
 from streaming._types import RawHeaders
-from streaming.exceptions import HeaderValidationError
+from streaming.encoders.headers import encode_header
+
+__all__ = ["ResponseHeaders", "build_raw_headers", "encode_header"]
 
 
 def build_raw_headers(
@@ -23,31 +27,6 @@ def build_raw_headers(
             media_type = f"{media_type}; charset={charset}"
         raw.append(encode_header("content-type", media_type))
     return raw
-
-
-def encode_header(name: object, value: object) -> tuple[bytes, bytes]:
-    """One header as ASGI wants it, or ``HeaderValidationError``: names and values
-    must be ``str``, latin-1, and free of control characters (RFC 9110 5.5: a
-    CR or LF would end the header early, which is how responses get split)."""
-    if not isinstance(name, str) or not isinstance(value, str):
-        raise HeaderValidationError(
-            f"header {name!r}: name and value must be str, not "
-            f"{type(name).__name__} and {type(value).__name__}")
-    if _TOKEN.fullmatch(name) is None:
-        raise HeaderValidationError(f"{name!r} is not a valid header name")
-    if _CONTROL.search(value) is not None:
-        raise HeaderValidationError(f"header {name!r} has a control character in {value!r}")
-    try:
-        return name.lower().encode("latin-1"), value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise HeaderValidationError(
-            f"header {name!r}: {value!r} is not latin-1 (encode it, e.g. RFC 8187)") from None
-
-
-#: RFC 9110 5.1: a field name is a token; 5.5: a value has no control
-#: character but horizontal tab.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class ResponseHeaders(MutableMapping[str, str]):

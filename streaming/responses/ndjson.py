@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streaming.driver import describe_error
-from streaming.encoders.ndjson import encode_ndjson_error, encode_ndjson_line, ndjson_encoder
+from streaming.formats import Format, NDJSONFormat
 from streaming.responses.stream import StreamingResponse
 
 
 class NDJSONResponse(StreamingResponse):
-    """Stream JSON-serialisable items as newline-delimited JSON.
+    """Stream JSON-serialisable items as newline-delimited JSON (``NDJSONFormat``).
 
     After the headers are out, a producer error ends the stream with one line
     ``{"error": {"type": ..., "message": ...}}`` before the cut, so a reader that
@@ -26,11 +25,13 @@ class NDJSONResponse(StreamingResponse):
     def __init__(
         self, *args: Any, json_default: Callable[[Any], Any] | None = None, **kwargs: Any
     ) -> None:
+        self._json_default = json_default or self.json_default
         super().__init__(*args, **kwargs)
-        default = json_default or self.json_default
-        # An instance attribute, so the driver calls the encoder directly.
-        self.encode = encode_ndjson_line if default is None else ndjson_encoder(default)  # type: ignore[method-assign,assignment]
 
-    def error_marker(self, error: BaseException) -> bytes:
-        status, message = describe_error(error)
-        return encode_ndjson_error(message, f"http_{status}")
+    def _default_format(self) -> Format:
+        if self._json_default is None and self.charset == "utf-8":
+            return _PLAIN  # formats are immutable: the common one is shared
+        return NDJSONFormat(charset=self.charset, json_default=self._json_default)
+
+
+_PLAIN = NDJSONFormat()

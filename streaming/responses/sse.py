@@ -19,35 +19,20 @@ Where it deliberately differs from ``sse_starlette.EventSourceResponse``:
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streaming._types import RawHeaders, Scope
+from streaming._types import BackgroundTask, OutcomeCallback, Scope
 from streaming.drain import Drain
-from streaming.driver import ContentStream, StreamPolicy, describe_error
-from streaming.encoders.sse import (
-    ServerSentEvent,
-    encode_comment,
-    encode_event,
-    encode_item,
-    item_encoder,
-)
-from streaming.exceptions import InvalidContentError, SSEEncodingError
-from streaming.responses.stream import (
-    BackgroundTask,
-    OutcomeCallback,
-    StreamingResponse,
-    _check_content,
-    _error_headers,
-)
+from streaming.driver import ContentStream, StreamPolicy
+from streaming.exceptions import InvalidContentError, StreamingConfigError
+from streaming.formats import Format, SSEFormat
+from streaming.responses.stream import StreamingResponse, check_content
 from streaming.resume import read_last_event_id
 
 #: A producer factory: gets the validated ``Last-Event-ID`` (or ``None``), and
 #: the request's ASGI scope as ``scope=`` if it has a parameter of that name.
 ResumableContent = Callable[[str | None], ContentStream]
-
-_SEPARATORS = ("\n", "\r\n", "\r")
 
 
 class EventSourceResponse(StreamingResponse):
@@ -83,33 +68,34 @@ class EventSourceResponse(StreamingResponse):
         cleanup_timeout: float = 5.0,
         drain: Drain | None = None,
         on_outcome: OutcomeCallback | None = None,
+        format: Format | None = None,
     ) -> None:
-        if sep not in _SEPARATORS:
-            raise SSEEncodingError(f"sep must be one of {_SEPARATORS!r}, not {sep!r}")
-        if retry is not None and (type(retry) is not int or retry < 0):
-            raise SSEEncodingError(f"retry must be a non-negative int (ms), not {retry!r}")
-        if error_event is not None:  # checked now, not when the first error happens
-            encode_event(ServerSentEvent(data="", event=error_event))
+        if format is None:
+            sse = SSEFormat(sep=sep, json_data=json_data, retry=retry, error_event=error_event)
+            format = _DEFAULT if sse == _DEFAULT else sse
+        elif (sep, json_data, retry, error_event) != ("\n", False, None, "error"):
+            raise StreamingConfigError(
+                "sep, json_data, retry and error_event are settings of the format: "
+                "give them to the SSEFormat passed as format=, not beside it")
+        self._ping = ping or None
         super().__init__(
             content,  # type: ignore[arg-type]  # a factory is resolved per request
             status_code, headers, media_type, background,
             commit_deadline=commit_deadline, cleanup_timeout=cleanup_timeout,
             send_timeout=send_timeout, batch=batch, drain=drain, on_outcome=on_outcome,
+            format=format,
         )
-        self.policy = StreamPolicy(commit_deadline, cleanup_timeout, ping or None, send_timeout,
-                                   batch)
         given = {name for name, _ in self.raw_headers}
         self.raw_headers[:0] = [pair for pair in _SSE_HEADERS if pair[0] not in given]
-        self.sep, self.json_data, self.retry = sep, json_data, retry
-        self.error_event = error_event
-        # An instance attribute, so the driver calls the encoder directly.
-        self.encode = item_encoder(sep=sep, json_data=json_data)  # type: ignore[method-assign,assignment]
         self.last_event_id: str | None = None
+
+    def _policy(self, **settings: Any) -> StreamPolicy:
+        return StreamPolicy(ping_interval=self._ping, **settings)
 
     @staticmethod
     def _check_content(content: object) -> Any:
         # A factory is called with Last-Event-ID at request time, checked then.
-        return content if _is_factory(content) else _check_content(content)
+        return content if _is_factory(content) else check_content(content)
 
     def _content_for(self, scope: Scope) -> ContentStream:
         content: Any = self.body_iterator
@@ -117,35 +103,8 @@ class EventSourceResponse(StreamingResponse):
             return content  # type: ignore[no-any-return]
         self.last_event_id = read_last_event_id(scope)
         if _takes_scope(content):  # a hub subscriber: authorization needs the request
-            return _check_content(content(self.last_event_id, scope=scope))
-        return _check_content(content(self.last_event_id))
-
-    # -- the format -------------------------------------------------------------
-
-    def encode(self, item: Any) -> bytes:  # replaced per instance by item_encoder()
-        return encode_item(item, sep=self.sep, json_data=self.json_data)
-
-    def encode_first(self, item: Any) -> bytes:
-        body = self.encode(item)
-        if self.retry is None:
-            return body
-        return f"retry: {self.retry}{self.sep}".encode() + body
-
-    def keepalive(self) -> bytes:
-        return encode_comment("ping", self.sep)
-
-    def error_marker(self, error: BaseException) -> bytes | None:
-        if self.error_event is None:
-            return None
-        status, message = describe_error(error)
-        data = json.dumps({"status": status, "message": message}, ensure_ascii=False)
-        return encode_event(ServerSentEvent(data=data, event=self.error_event), sep=self.sep)
-
-    def error_response(self, status: int, error: BaseException) -> tuple[RawHeaders, bytes]:
-        _, message = describe_error(error)
-        body = json.dumps({"error": {"status": status, "message": message}},
-                          ensure_ascii=False).encode()
-        return _error_headers(error, b"application/json", body), body
+            return check_content(content(self.last_event_id, scope=scope))
+        return check_content(content(self.last_event_id))
 
 
 def _is_factory(content: object) -> bool:
@@ -184,3 +143,5 @@ def _takes_no_argument(function: Callable[..., object]) -> bool:
 #: ``X-Accel-Buffering``), so events reach the client as they are sent. Shared
 #: immutable pairs: thousands of idle streams need no copy of their own.
 _SSE_HEADERS = ((b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
+
+_DEFAULT = SSEFormat()

@@ -1,4 +1,4 @@
-"""Layer 3: ``StreamingResponse``, a format (three pure functions) plus the driver.
+"""Layer 3: ``StreamingResponse``, a format (``streaming.formats``) plus the driver.
 
 Where it deliberately differs from ``starlette.responses.StreamingResponse``:
 
@@ -15,6 +15,7 @@ Where it deliberately differs from ``starlette.responses.StreamingResponse``:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
@@ -23,31 +24,26 @@ from typing import Any
 import anyio
 
 from streaming._compat import ResponseBase
-from streaming._types import RawHeaders, Receive, Scope, Send
+from streaming._types import BackgroundTask, OutcomeCallback, RawHeaders, Receive, Scope, Send
 from streaming.drain import Drain
-from streaming.driver import (
-    ContentStream,
-    Driver,
-    StreamPolicy,
-    describe_error,
-    open_source,
-)
-from streaming.encoders.text import encode_chunk
+from streaming.driver import ContentStream, Driver, StreamPolicy, open_source
 from streaming.exceptions import (
-    HeaderValidationError,
     InvalidContentError,
     ResponseReusedError,
     StreamingConfigError,
     UnsupportedScopeError,
 )
+from streaming.formats import Format, TextFormat
 from streaming.observe import WATCH_KEY, StreamWatch
 from streaming.outcome import EndReason, Outcome
-from streaming.responses.headers import ResponseHeaders, build_raw_headers, encode_header
+from streaming.responses.headers import ResponseHeaders, build_raw_headers
 
 logger = logging.getLogger("streaming")
 
-OutcomeCallback = Callable[[Outcome], Awaitable[None] | None]
-BackgroundTask = Callable[[], Awaitable[Any]]
+#: The methods of a format: a response subclass defining one would be ignored.
+_FORMAT_METHODS = ("encode", "encode_first", "keepalive", "error_marker", "error_response")
+
+_UTF8 = TextFormat()
 
 
 class StreamingResponse(ResponseBase):
@@ -56,11 +52,12 @@ class StreamingResponse(ResponseBase):
     The positional signature is Starlette's and FastAPI's; the keyword-only
     arguments after ``*`` are ours. Chunks may be ``bytes``, ``bytearray``,
     ``memoryview`` or ``str`` (encoded with ``charset``). Sync iterables are
-    iterated in a worker thread.
+    iterated in a worker thread. ``format`` replaces what goes on the wire (a
+    ``streaming.formats`` object, such as a ``TextFormat`` subclass).
     """
 
     media_type: str | None = None
-    charset = "utf-8"
+    _charset = "utf-8"
 
     def __init__(
         self,
@@ -76,13 +73,20 @@ class StreamingResponse(ResponseBase):
         batch: bool = False,
         drain: Drain | None = None,
         on_outcome: OutcomeCallback | None = None,
+        format: Format | None = None,
     ) -> None:
         self.body_iterator = self._check_content(content)
         self.status_code = _check_status(status_code)
         if media_type is not None:
             self.media_type = media_type
-        self.background = background
-        self.policy = StreamPolicy(commit_deadline, cleanup_timeout, None, send_timeout, batch)
+        # Any async callable, a Starlette BackgroundTask among them (so the
+        # attribute is wider than Starlette's, which mypy calls an override).
+        self.background: BackgroundTask | None = background  # type: ignore[assignment]
+        self.policy = self._policy(commit_deadline=commit_deadline,
+                                   cleanup_timeout=cleanup_timeout,
+                                   send_timeout=send_timeout, batch=batch)
+        #: What goes on the wire for each item, a keep-alive and an error.
+        self.format: Format = self._default_format() if format is None else format
         self.drain = drain
         self.on_outcome = on_outcome
         self.raw_headers: RawHeaders = build_raw_headers(headers, self.media_type, self.charset)
@@ -91,7 +95,7 @@ class StreamingResponse(ResponseBase):
         self._called = False
 
     @property
-    def headers(self) -> ResponseHeaders:
+    def headers(self) -> ResponseHeaders:  # type: ignore[override]  # a MutableMapping too
         """The response headers; changes before the response runs are sent."""
         return ResponseHeaders(self.raw_headers)
 
@@ -109,28 +113,35 @@ class StreamingResponse(ResponseBase):
         assert self._outcome is not None
         return self._outcome
 
-    # -- the format: what the driver calls ------------------------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Formats are objects of their own now: a response subclass that defines
+        # encode() and friends would be silently ignored, so say so at once.
+        super().__init_subclass__(**kwargs)
+        defined = [name for name in _FORMAT_METHODS if name in vars(cls)]
+        if defined:
+            raise StreamingConfigError(
+                f"{cls.__name__} defines {', '.join(defined)}: a response's wire format is "
+                "its format object; subclass a format from streaming.formats and pass it "
+                "as format=")
 
-    def encode(self, item: Any) -> bytes | memoryview:
-        if type(item) is bytes:
-            return item
-        return encode_chunk(item, self.charset)
+    def _policy(self, **settings: Any) -> StreamPolicy:
+        return StreamPolicy(**settings)
 
-    def encode_first(self, item: Any) -> bytes | memoryview:
-        return self.encode(item)
+    def _default_format(self) -> Format:
+        # Formats are immutable: the common one is shared by every response.
+        return _UTF8 if self.charset == "utf-8" else TextFormat(charset=self.charset)
 
-    def keepalive(self) -> bytes | None:
-        """A plain byte stream has no keep-alive that is not data."""
-        return None
+    @property
+    def charset(self) -> str:
+        """The text encoding of ``str`` chunks and error messages."""
+        return self._charset
 
-    def error_marker(self, error: BaseException) -> bytes | None:
-        """A plain byte stream has no in-band error syntax: the cut is the signal."""
-        return None
-
-    def error_response(self, status: int, error: BaseException) -> tuple[RawHeaders, bytes]:
-        _, message = describe_error(error)
-        body = message.encode(self.charset, errors="replace")
-        return _error_headers(error, b"text/plain; charset=" + self.charset.encode(), body), body
+    @charset.setter
+    def charset(self, value: str) -> None:
+        self._charset = value
+        fmt = getattr(self, "format", None)
+        if isinstance(fmt, TextFormat) and fmt.charset != value:
+            self.format = dataclasses.replace(fmt, charset=value)
 
     # -- ASGI ------------------------------------------------------------------
 
@@ -140,7 +151,8 @@ class StreamingResponse(ResponseBase):
         if self._called:
             raise ResponseReusedError(f"this {type(self).__name__} has already been sent")
         self._called = True
-        driver = Driver(receive, send, self, self.status_code, self.raw_headers, self.policy)
+        driver = Driver(receive, send, self.format, self.status_code, self.raw_headers,
+                        self.policy)
         await self._finish(await self._observed(scope, driver, lambda: self._run(scope, driver)))
 
     async def _observed(self, scope: Scope, driver: Driver,
@@ -172,7 +184,7 @@ class StreamingResponse(ResponseBase):
 
     def _stop_for_drain(self, driver: Driver, final: object) -> None:
         try:
-            last_words = bytes(self.encode(final))
+            last_words = bytes(self.format.encode(final))
         except (TypeError, ValueError):
             # The drain's item suits another format (an SSE event for a text
             # stream, say): end cleanly all the same, terminator and all.
@@ -197,13 +209,14 @@ class StreamingResponse(ResponseBase):
             # without the terminating chunk, which the client detects.
             raise outcome.error
 
-
     @staticmethod
     def _check_content(content: object) -> ContentStream:
-        return _check_content(content)
+        return check_content(content)
 
 
-def _check_content(content: object) -> ContentStream:
+def check_content(content: object) -> ContentStream:
+    """Return ``content`` if it is an iterable of chunks, else raise
+    ``InvalidContentError`` (a bare ``str`` or ``bytes`` included)."""
     if isinstance(content, str | bytes | bytearray | memoryview):
         raise InvalidContentError(
             f"content is a {type(content).__name__}, which would stream one "
@@ -214,24 +227,6 @@ def _check_content(content: object) -> ContentStream:
             f"content must be an async or sync iterable of chunks, not {type(content).__name__}"
         )
     return content
-
-
-def _error_headers(error: BaseException, content_type: bytes, body: bytes) -> RawHeaders:
-    """Headers of an error response: the error's own (``Retry-After`` on a 429,
-    say), then the content type and length of the error body. An error header
-    that cannot go on the wire is left out (and logged): the status matters more."""
-    extra = getattr(error, "headers", None)
-    raw = []
-    for name, value in (extra.items() if isinstance(extra, Mapping) else ()):
-        if str(name).lower() in ("content-type", "content-length"):
-            continue
-        try:
-            raw.append(encode_header(name, value if isinstance(value, str) else str(value)))
-        except HeaderValidationError as exc:
-            logger.warning("dropping a header of the error response: %s", exc)
-    raw.append((b"content-type", content_type))
-    raw.append((b"content-length", str(len(body)).encode()))
-    return raw
 
 
 def _check_status(status_code: object) -> int:
