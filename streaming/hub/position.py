@@ -25,6 +25,8 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from streaming.exceptions import StreamingConfigError
+
 #: Epoch names: up to 8 lower-case letters and digits (``new_epoch`` makes 8).
 _EPOCH = r"[0-9a-z]{1,8}"
 #: Offsets: decimal, no sign, no leading zero, below 2**63 (Redis' integer range).
@@ -52,9 +54,10 @@ class Position:
 
     def __post_init__(self) -> None:
         if not re.fullmatch(_EPOCH, self.epoch):
-            raise ValueError(f"an epoch is 1-8 lower-case letters or digits, not {self.epoch!r}")
+            raise StreamingConfigError(
+                f"an epoch is 1-8 lower-case letters or digits, not {self.epoch!r}")
         if type(self.offset) is not int or not 0 <= self.offset <= _MAX_OFFSET:
-            raise ValueError(f"an offset is an int in 0..2**63-1, not {self.offset!r}")
+            raise StreamingConfigError(f"an offset is an int in 0..2**63-1, not {self.offset!r}")
 
     def format(self) -> str:
         return f"{self.epoch}-{self.offset}"
