@@ -117,7 +117,7 @@ class Inspector:
         return {
             "open": rows, "outcomes": dict(self._outcomes), "ended": self._ended_count,
             "ttfb": {"bounds": self.ttfb_bounds, "counts": self._ttfb_counts},
-            "recent": [_ended_row(s) for s in reversed(self._ended)][:20],
+            "recent": [_ended_row(s) for s in reversed(self._ended)][:12],
         }
 
     def flow(self, stream_id: int) -> dict[str, Any] | None:
