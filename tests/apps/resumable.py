@@ -29,6 +29,12 @@ def _ints(request: Request, **defaults: int) -> dict[str, int]:
             for name, default in defaults.items()}
 
 
+def _stalls(request: Request) -> set[int]:
+    """``?stall=15,30``: positions where a stream stops and waits (to be
+    killed), unless the connection started there (a resumed one goes on)."""
+    return {int(p) for p in request.query_params.get("stall", "").split(",") if p}
+
+
 def make_app() -> Starlette:
     hits: dict[str, int] = {}
 
@@ -40,7 +46,10 @@ def make_app() -> Starlette:
             return Response(status_code=204)  # all sent: the reader stops
 
         async def produce() -> AsyncIterator[ServerSentEvent | bytes]:
+            stalls = _stalls(request)
             for i in range(start, q["n"]):
+                if i in stalls and i != start:
+                    await anyio.sleep_forever()
                 if q["cut_after"] and i - start == q["cut_after"]:
                     if q["half"]:  # the cut falls inside an event (bytes pass as they are)
                         yield b"id: %d\ndata: event %d" % (i, i)
@@ -55,7 +64,10 @@ def make_app() -> Starlette:
         q = _ints(request, n=50, pace_ms=0, cut_after=0, after=0, half=0)
 
         async def produce() -> AsyncIterator[bytes]:
+            stalls = _stalls(request)
             for i in range(q["after"], q["n"]):
+                if i in stalls and i != q["after"]:
+                    await anyio.sleep_forever()
                 if q["cut_after"] and i - q["after"] == q["cut_after"]:
                     if q["half"]:  # the cut falls inside a line
                         yield b'{"i": %d' % i
