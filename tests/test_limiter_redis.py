@@ -96,15 +96,16 @@ async def test_a_lease_outlives_its_ttl_while_the_stream_runs(
     async def app(scope: object, receive: object, send: object) -> None:
         await StreamingResponse(app_body())(scope, receive, send)  # type: ignore[arg-type]
 
-    async with RedisSlots(shared_redis_server.url, prefix=prefix, ttl=0.3) as slots:
+    async with RedisSlots(shared_redis_server.url, prefix=prefix, ttl=0.6) as slots:
         client = StreamingClient(StreamLimiter(app, 1, slots=slots))  # type: ignore[arg-type]
         with anyio.fail_after(10):
             async with client.stream("GET", "/") as response:
                 await response.next_chunk()
                 started = anyio.current_time()
-                # The subject is time passing: three ttls, renewed every third of one.
-                await anyio.sleep(0.9)
-                assert anyio.current_time() - started >= 0.9
+                # The subject is time passing: two and a half ttls, renewed
+                # every third of one.
+                await anyio.sleep(1.5)
+                assert anyio.current_time() - started >= 1.5
                 assert await slots.held("all") == 1
                 assert (await client.get("/")).status_code == 429
                 gone.set()
