@@ -8,7 +8,6 @@ is stopped by its own pid, never by name.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import shutil
@@ -25,7 +24,19 @@ from typing import IO, Any
 
 import uvicorn
 
+from benchmarks.servers import (
+    SERVERS,
+    ServerProcess,
+    free_port,
+    kill_tree,
+    listening_socket,
+    server_process,
+    wait_until_listening,
+)
 from streaming._types import ASGIApp
+
+__all__ = ["SERVERS", "Probe", "ServerProcess", "UvicornThread", "nginx_process",
+           "no_gc_pause", "server_process", "uvicorn_process"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,102 +142,6 @@ def no_gc_pause() -> Iterator[None]:
         gc.enable()
 
 
-#: The ASGI servers of the matrix, each as the command a user would type
-#: (versions pinned in tests/constraints.txt). hypercorn runs in its default
-#: mode: one worker process under a parent, as in a container.
-SERVERS = ("uvicorn-httptools", "uvicorn-h11", "hypercorn-asyncio", "hypercorn-trio",
-           "granian", "daphne")
-
-
-def _server_command(server: str, app_spec: str, fd: int, port: int, grace: int
-                    ) -> list[str]:
-    kind, _, flavour = server.partition("-")
-    if kind == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", app_spec, "--fd", str(fd), "--http", flavour,
-                "--timeout-graceful-shutdown", str(grace), "--log-level", "warning"]
-    if kind == "hypercorn":
-        return [sys.executable, "-m", "hypercorn", app_spec, "--bind", f"fd://{fd}",
-                "--worker-class", flavour, "--graceful-timeout", str(grace),
-                "--log-level", "warning"]
-    if kind == "granian":
-        return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
-                "--port", str(port), "--log-level", "warning", app_spec]
-    if kind == "daphne":
-        return [sys.executable, "-m", "daphne", "--fd", str(fd), "-v", "0", app_spec]
-    raise ValueError(f"unknown server {server!r}")
-
-
-class ServerProcess:
-    """A running server: its process, its base URL, and its worker processes."""
-
-    def __init__(self, child: subprocess.Popen[bytes], url: str) -> None:
-        self.child = child
-        self.url = url
-
-    def descendants(self) -> list[int]:
-        """Every process under the server (workers of hypercorn and Granian)."""
-        pids, frontier = [], [self.child.pid]
-        while frontier:
-            pid = frontier.pop()
-            for task in Path(f"/proc/{pid}/task").glob("*/children"):
-                children = [int(found) for found in task.read_text().split()]
-                pids += children
-                frontier += children
-        return pids
-
-    def workers(self) -> list[int]:
-        """The processes that run the app: the descendants, or the server itself."""
-        return self.descendants() or [self.child.pid]
-
-
-@contextmanager
-def server_process(server: str, app_spec: str, *args: str, grace: int = 5,
-                   env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    """Start ``server`` (one of ``SERVERS``) serving ``app_spec`` on 127.0.0.1.
-
-    uvicorn, hypercorn and Daphne get a socket bound here (by fd), so the port
-    is known and connections queue until they serve. Granian cannot take a
-    socket: it gets a free port, and this waits (at most 20 s) until it
-    accepts connections. Every process of the server is killed by pid at the end.
-    """
-    listener = _listening_socket()
-    port = listener.getsockname()[1]
-    fd = listener.fileno()
-    command = [*_server_command(server, app_spec, fd, port, grace), *args]
-    if server == "granian":
-        listener.close()  # a race for the port: the price of a server that takes no fd
-    child = subprocess.Popen(command, cwd=ROOT, pass_fds=[] if server == "granian" else [fd],
-                             env={**os.environ, **(env or {})})
-    listener.close()
-    running = ServerProcess(child, f"http://127.0.0.1:{port}")
-    try:
-        if server == "granian":
-            _wait_until_listening(port, child, 20)
-        yield running
-    finally:
-        _kill_tree(running)
-
-
-def _wait_until_listening(port: int, child: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and child.poll() is None:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)  # polling a port: the server has no other way to say it is up
-    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
-
-
-def _kill_tree(running: ServerProcess) -> None:
-    pids = running.descendants()
-    if running.child.poll() is None:
-        running.child.send_signal(signal.SIGKILL)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    running.child.wait(10)
-
-
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 
 
@@ -237,7 +152,7 @@ def nginx_process(upstream: str, workdir: Path, *, read_timeout: str | None = No
     (``host:port``), with ``deploy/nginx.conf`` as it is but for its LISTEN and
     UPSTREAM addresses (and ``proxy_read_timeout`` when given). Waits (at most
     10 s) until it accepts connections; kills its processes by pid."""
-    port = _free_port()
+    port = free_port()
     conf = NGINX_CONF.read_text()
     for old, new in (("127.0.0.1:8000;", f"{upstream};"),
                      ("127.0.0.1:8080;", f"127.0.0.1:{port};")):
@@ -253,12 +168,7 @@ def nginx_process(upstream: str, workdir: Path, *, read_timeout: str | None = No
     child = subprocess.Popen(command)
     running = ServerProcess(child, f"http://127.0.0.1:{port}")
     try:
-        _wait_until_listening(port, child, 10)
+        wait_until_listening(port, child, 10)
         yield running
     finally:
-        _kill_tree(running)
-
-
-def _free_port() -> int:
-    with _listening_socket() as probe:
-        return int(probe.getsockname()[1])
+        kill_tree(running)
