@@ -29,7 +29,6 @@ from benchmarks.servers import (
     ServerProcess,
     free_port,
     kill_tree,
-    listening_socket,
     server_process,
     wait_until_listening,
 )
