@@ -99,6 +99,7 @@ class Driver:
         "_fmt",
         "_head",
         "_head_sent",
+        "_listening",
         "_look_due",
         "_policy",
         "_quiet_since",
@@ -144,6 +145,7 @@ class Driver:
         self._started = math.inf
         self._complete = False
         self._terminating = False
+        self._listening = True  # until the listener has seen http.disconnect
         self.status = status
 
     async def run(self, source: AsyncIterator[Any]) -> Outcome:
@@ -164,7 +166,7 @@ class Driver:
                     await self._fail(ContentTypeError(exc.chunk, self._chunks))
                 except Exception as exc:
                     await self._fail(exc)
-                group.cancel_scope.cancel()
+                await self._stop_listening(group.cancel_scope)
         finally:
             timed_out = await self._close(source)
         if self._final is not None and not self._complete:
@@ -251,7 +253,19 @@ class Driver:
                     break
         except OSError:
             pass
+        self._listening = False
         self._client_left()
+
+    async def _stop_listening(self, scope: anyio.CancelScope) -> None:
+        # Once the response is complete, a server answers receive() with
+        # http.disconnect (ASGI HTTP spec; uvicorn also wakes a pending one),
+        # so the listener usually ends by itself within one turn of the loop:
+        # no need to cancel it, which costs more than that turn (anyio's
+        # cancel() formats the task's repr and schedules a delivery loop).
+        if self._complete:
+            await checkpoint()
+        if self._listening:
+            scope.cancel()
 
     def _client_left(self) -> None:
         # Servers also report a disconnect once the response is complete: ignored.
@@ -485,7 +499,11 @@ class Driver:
         keepalive = self._fmt.keepalive()
         if keepalive is None:
             return
-        with anyio.move_on_after(limit or math.inf) as scope:
+        if not limit:  # no send timeout: no cancel scope, the cheap path of every ping
+            await self._commit(self._start)
+            await self._send({"type": "http.response.body", "body": keepalive, "more_body": True})
+            return
+        with anyio.move_on_after(limit) as scope:
             await self._commit(self._start)
             await self._send({"type": "http.response.body", "body": keepalive, "more_body": True})
         if scope.cancelled_caught:
