@@ -4,7 +4,7 @@
 each response of this library that runs under it opens a ``StreamRecord``
 (route, client, response type) before its first message and closes it with
 the driver's ``Outcome`` after its last. Observers (``streaming.metrics``,
-``streaming.tracing.otel``, ``streaming.logs``, the inspector) get both calls,
+``streaming.otel``, ``streaming.logs``, the inspector) get both calls,
 synchronously: they count, they never wait. Nothing here touches the per-chunk
 path: an open record reads the driver's own counters when someone looks.
 """

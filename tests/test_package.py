@@ -36,7 +36,7 @@ def test_import_needs_only_anyio() -> None:
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import streaming, streaming.testing, streaming.tracing, streaming.encoders\n"
-        "import streaming.limits, streaming.observe\n"
+        "import streaming.limits, streaming.observe, streaming.logs, streaming.inspector\n"
         "assert streaming.StreamingResponse.__mro__[1].__module__ == 'streaming._compat'\n"
         "print('ok')\n"
     )
