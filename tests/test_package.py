@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import subprocess
 import sys
+import venv
 from importlib import metadata
 from pathlib import Path
 
@@ -43,6 +45,38 @@ def test_import_needs_only_anyio() -> None:
     result = subprocess.run([sys.executable, "-c", blocker], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_import_in_a_bare_virtualenv(tmp_path: Path) -> None:
+    """A virtualenv with no packages but anyio and its own requirements (linked
+    in from this one): the core, the limiter, the observers that need no extra
+    and the inspector import; the optional extras are really absent there."""
+    venv.create(tmp_path / "venv", with_pip=False)
+    python = tmp_path / "venv" / "bin" / "python"
+    only = tmp_path / "only-anyio"
+    only.mkdir()
+    for name in ("anyio", "idna", "typing_extensions", "exceptiongroup"):
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:
+            continue
+        if spec is not None and spec.origin is not None:
+            origin = Path(spec.origin)
+            source = origin.parent if origin.name == "__init__.py" else origin
+            (only / source.name).symlink_to(source)
+    (only / "streaming").symlink_to(PACKAGE)
+    script = (
+        "import importlib.util\n"
+        "import streaming, streaming.testing, streaming.tracing, streaming.encoders\n"
+        "import streaming.limits, streaming.observe, streaming.logs, streaming.inspector\n"
+        "absent = [m for m in ('starlette', 'httpx', 'coredis', 'prometheus_client',\n"
+        "                      'opentelemetry', 'uvicorn') if importlib.util.find_spec(m)]\n"
+        "print('ok' if not absent else absent)\n"
+    )
+    result = subprocess.run([str(python), "-I", "-c", f"import sys; sys.path.insert(0, "
+                             f"{str(only)!r}); exec({script!r})"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "ok", result.stdout + result.stderr
 
 
 def _library_sources() -> list[Path]:
