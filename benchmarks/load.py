@@ -438,8 +438,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"## Rounds: {settings['streams']} concurrent streams x {settings['rounds']}, "
         f"{settings['leave']:.0%} leaving (half FIN, half RST)",
         "",
-        "| layer | round | outcomes | errors | producers live after | threads | RSS MiB | "
-        "RSS growth |",
+        "| layer | round | outcomes | errors | producers live after (waited) | threads | "
+        "RSS MiB | RSS growth |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for layer, found in results["layers"].items():
@@ -448,7 +448,8 @@ def markdown(results: dict[str, Any]) -> str:
         for row, grow in zip(data["rounds"], growth, strict=False):
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(row["outcomes"].items()))
             lines.append(f"| {layer} | {row['round']} | {outcomes} | {row['errors']} | "
-                         f"{row['live_after']} | {row['threads']} (before: "
+                         f"{row['live_after']} ({row['waited_for_idle']} s) | "
+                         f"{row['threads']} (before: "
                          f"{data['threads_before']}) | {row['rss_kib'] / 1024:.1f} | {grow} |")
     lines += ["", "Threads once the pool has shrunk back (anyio ends workers idle for 10 s "
               "when new work comes; one worker then stays): " + ", ".join(
@@ -514,6 +515,7 @@ def plot(results: dict[str, Any], path: Path) -> bool:
             axes.plot(at, [kib / 1024 for kib in rss], label=layer)
     axes.set_xlabel("seconds")
     axes.set_ylabel("server RSS (MiB)")
+    axes.set_ylim(bottom=0)  # flat is flat against zero, not against a zoomed axis
     axes.set_title("Soak: server RSS under churn")
     axes.legend()
     figure.tight_layout()
@@ -546,6 +548,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--no-latest", action="store_true",
                         help="do not overwrite benchmarks/load.md and load.png")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="write load.md and load.png again from a saved run, and stop")
     return parser.parse_args(argv)
 
 
@@ -564,8 +568,18 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(**(settings.__dict__ | changes))
 
 
+def render(saved: Path) -> int:
+    results = json.loads(saved.read_text())
+    (ROOT / "benchmarks" / "load.md").write_text(markdown(results))
+    plot(results, ROOT / "benchmarks" / "load.png")
+    print(f"rendered {saved} to benchmarks/load.md and load.png")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return render(args.render)
     settings = settings_from(args)
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
