@@ -138,31 +138,50 @@ def _comment_lines(text: str) -> list[str]:
 def _checked_event(value: str) -> str:
     if type(value) is str and "\n" not in value and "\r" not in value:
         return value
-    raise _line_error("event", value)
+    return _one_line("event", value)
 
 
 def _checked_id(value: str) -> str:
     if type(value) is str and "\n" not in value and "\r" not in value and "\0" not in value:
         return value
-    if "\0" in _require_str("id", value):  # 9.2.6: a client ignores an id holding NUL
-        raise SSEEncodingError(f"SSE id {value!r} contains NUL; clients would ignore it")
-    raise _line_error("id", value)
+    text = _one_line("id", value)
+    if "\0" in text:  # 9.2.6: a client ignores an id holding NUL
+        raise SSEEncodingError(f"SSE id {text!r} contains NUL; clients would ignore it")
+    return text
 
 
-def _line_error(name: str, value: object) -> SSEEncodingError:
-    _require_str(name, value)
-    return SSEEncodingError(
-        f"SSE {name} {value!r} contains a line break; text/event-stream cannot carry it"
-    )
+def _one_line(name: str, value: object) -> str:
+    # A str subclass (a StrEnum member, say) is written as the text it holds:
+    # str.__str__, not str(), which a (str, Enum) mix-in turns into "Kind.A".
+    text = str.__str__(_require_str(name, value))
+    if "\n" in text or "\r" in text:
+        raise SSEEncodingError(
+            f"SSE {name} {text!r} contains a line break; text/event-stream cannot carry it")
+    return text
+
+
+#: The largest ``retry`` written or read: 2**63 - 1 ms, the most a client's
+#: 64-bit clock holds. Past it a value is refused here and ignored by the
+#: parser (9.2.6 sets the reconnection time only from a value it can interpret).
+MAX_RETRY = 2**63 - 1
+
+
+def check_retry(value: object) -> int:
+    """Return ``value`` if it is a ``retry`` (ms) a client can honour, else
+    raise ``SSEEncodingError``: not an ``int`` (``bool`` neither), negative,
+    or over ``MAX_RETRY`` (``str()`` of a 5000-digit int is a ``ValueError``)."""
+    if type(value) is not int or not 0 <= value <= MAX_RETRY:
+        # repr() of an int past 4300 digits raises ValueError itself.
+        shown = f"an int of about {value.bit_length() * 3 // 10} digits" \
+            if type(value) is int and abs(value) > MAX_RETRY else repr(value)
+        raise SSEEncodingError(
+            f"SSE retry must be an int from 0 to {MAX_RETRY} (milliseconds), not {shown}")
+    return value
 
 
 def _checked_retry(value: object) -> str:
     # 9.2.6: retry is honoured only if it consists of ASCII digits.
-    if type(value) is not int or value < 0:
-        raise SSEEncodingError(
-            f"SSE retry must be a non-negative int (milliseconds), not {value!r}"
-        )
-    return str(value)
+    return str(check_retry(value))
 
 
 def _data_text(data: object, json_data: bool) -> str:

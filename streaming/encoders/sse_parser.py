@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import codecs
 
-from streaming.encoders.sse import ServerSentEvent
+from streaming.encoders.sse import MAX_RETRY, ServerSentEvent
+
+_RETRY_DIGITS = len(str(MAX_RETRY))
 
 __all__ = ["SSEParser"]
 
@@ -122,7 +124,7 @@ class SSEParser:
         elif name == "id":
             if "\0" not in value:  # an id holding NUL is ignored
                 self._id_buffer = value
-        elif name == "retry" and value.isascii() and value.isdigit():
+        elif name == "retry" and _is_retry(value):
             self.retry = self._retry = int(value)
 
     def _dispatch(self) -> ServerSentEvent | None:
@@ -140,3 +142,10 @@ class SSEParser:
         self._data = []
         self._event = ""
         self._retry = None
+
+
+def _is_retry(value: str) -> bool:
+    # 9.2.6: only ASCII digits, "interpreted as an integer"; one no client can
+    # hold (past MAX_RETRY, or too long for int() at all) is ignored, not an error.
+    return (value.isascii() and value.isdigit() and len(value) <= _RETRY_DIGITS
+            and int(value) <= MAX_RETRY)

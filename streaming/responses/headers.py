@@ -41,7 +41,7 @@ class ResponseHeaders(MutableMapping[str, str]):
         self.raw = raw
 
     def __getitem__(self, key: str) -> str:
-        name = key.lower().encode("latin-1")
+        name = _lookup_name(key)
         for k, v in self.raw:
             if k == name:
                 return v.decode("latin-1")
@@ -53,7 +53,7 @@ class ResponseHeaders(MutableMapping[str, str]):
         self.raw.append((name, encoded))
 
     def __delitem__(self, key: str) -> None:
-        name = key.lower().encode("latin-1")
+        name = _lookup_name(key)
         if not any(k == name for k, _ in self.raw):
             raise KeyError(key)
         self.raw[:] = [(k, v) for k, v in self.raw if k != name]
@@ -66,3 +66,14 @@ class ResponseHeaders(MutableMapping[str, str]):
 
     def __repr__(self) -> str:
         return f"ResponseHeaders({dict(self.items())!r})"
+
+
+def _lookup_name(key: object) -> bytes | None:
+    """The raw name to look ``key`` up by; ``None`` (found nowhere) for a key no
+    header can have, such as ``"数"``: ``in`` answers False, ``[]`` KeyError."""
+    if not isinstance(key, str):
+        return None
+    try:
+        return key.lower().encode("latin-1")
+    except UnicodeEncodeError:
+        return None

@@ -1,0 +1,99 @@
+"""Edge cases of the SSE parser and encoder a hostile peer or an unusual
+caller reaches: a retry no client can hold, str subclasses as field values,
+header lookups by names no header can have."""
+
+from __future__ import annotations
+
+import enum
+import sys
+
+import pytest
+
+from streaming import (
+    EventSourceResponse,
+    ServerSentEvent,
+    SSEEncodingError,
+    SSEParser,
+    StreamingConfigError,
+    StreamingResponse,
+)
+from streaming.encoders import encode_event, encode_item
+from streaming.encoders.sse import MAX_RETRY
+
+if sys.version_info >= (3, 11):
+    class Kind(enum.StrEnum):
+        UPDATE = "update"
+else:  # what StrEnum is, before 3.11
+    class Kind(str, enum.Enum):
+        UPDATE = "update"
+        __str__ = str.__str__
+
+
+class Mixed(str, enum.Enum):  # str() of a member is "Mixed.ID", its text "id-7"
+    ID = "id-7"
+
+
+class Text(str):
+    pass
+
+
+# -- the parser: a hostile server must not break the consumer -------------------
+
+@pytest.mark.parametrize("value", ["9" * 5000, str(MAX_RETRY + 1), "9" * 20])
+def test_a_retry_no_client_can_hold_is_ignored(value: str) -> None:
+    parser = SSEParser()
+    assert parser.feed(f"retry: 1000\n\nretry: {value}\ndata: x\n\n") == [
+        ServerSentEvent(data="x")]
+    assert parser.retry == 1000  # the earlier valid value stands
+
+
+def test_the_largest_retry_is_honoured() -> None:
+    parser = SSEParser()
+    [event] = parser.feed(f"retry: {MAX_RETRY}\ndata: x\n\n")
+    assert event.retry == parser.retry == MAX_RETRY
+
+
+# -- the encoder: one clear error, never a ValueError from str() ---------------------
+
+@pytest.mark.parametrize("retry", [10**5000, -(10**5000), MAX_RETRY + 1, -1, True, 1.0],
+                         ids=["huge", "-huge", "max+1", "-1", "True", "1.0"])
+def test_a_retry_that_cannot_be_sent_is_an_sse_encoding_error(retry: object) -> None:
+    with pytest.raises(SSEEncodingError, match="retry must be an int from 0"):
+        encode_event(ServerSentEvent(data="x", retry=retry))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("retry", [10**5000, MAX_RETRY + 1, -1, True],
+                         ids=["huge", "max+1", "-1", "True"])
+def test_event_source_response_refuses_such_a_retry_at_once(retry: object) -> None:
+    with pytest.raises((SSEEncodingError, StreamingConfigError)):
+        EventSourceResponse(iter(["x"]), retry=retry)  # type: ignore[arg-type]
+
+
+# -- str subclasses are the text they hold ------------------------------------------
+
+@pytest.mark.parametrize(("value", "text"), [(Kind.UPDATE, "update"), (Mixed.ID, "id-7"),
+                                             (Text("plain"), "plain")])
+def test_a_str_subclass_is_written_as_its_text(value: str, text: str) -> None:
+    block = encode_event(ServerSentEvent(data=value, event=value, id=value))
+    assert block == f"event: {text}\nid: {text}\ndata: {text}\n\n".encode()
+    assert encode_item(value) == f"data: {text}\n\n".encode()
+    assert EventSourceResponse(iter([]), error_event=value).error_event == value
+
+
+@pytest.mark.parametrize("field", ["event", "id"])
+def test_a_str_subclass_with_a_line_break_is_still_refused(field: str) -> None:
+    with pytest.raises(SSEEncodingError, match="line break"):
+        encode_event(ServerSentEvent(data="x", **{field: Text("a\nb")}))  # type: ignore[arg-type]
+
+
+# -- header lookups -------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["数", "\udcff", 7, None, b"content-type"])
+def test_a_name_no_header_can_have_is_simply_absent(key: object) -> None:
+    headers = StreamingResponse(iter([]), media_type="text/plain").headers
+    assert key not in headers
+    assert headers.get(key) is None  # type: ignore[call-overload]
+    with pytest.raises(KeyError):
+        headers[key]  # type: ignore[index]
+    with pytest.raises(KeyError):
+        del headers[key]  # type: ignore[arg-type]
