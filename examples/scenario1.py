@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -227,16 +228,22 @@ class ParameterError(ValueError):
     """A path or query parameter outside its bounds; answered with 422."""
 
 
+#: What the parameters may look like: ASCII digits (a sign only so that "-1"
+#: gets the range message), a decimal point for the delay. ``int()`` and
+#: ``float()`` alone would also take "١٢", "1_0", " +5 ", "1e3", "inf", "nan".
+_INTEGER = re.compile(r"-?[0-9]{1,9}")
+_DECIMAL = re.compile(r"-?[0-9]{1,9}(?:\.[0-9]{1,9})?")
+
+
 def parse_count(text: str) -> int:
     """Return ``text`` as a count in ``0..MAX_COUNT`` or raise ``ParameterError``.
 
     The route takes ``{count}`` as a string on purpose: ``{count:int}`` would
     not match ``-1`` at all and answer 404, which hides the real mistake.
     """
-    try:
-        count = int(text)
-    except ValueError:
-        raise ParameterError(f"count must be an integer, got {text!r}") from None
+    if _INTEGER.fullmatch(text) is None:
+        raise ParameterError(f"count must be an integer, got {text!r}")
+    count = int(text)
     if not 0 <= count <= MAX_COUNT:
         raise ParameterError(f"count must be between 0 and {MAX_COUNT}, got {count}")
     return count
@@ -244,13 +251,13 @@ def parse_count(text: str) -> int:
 
 def parse_delay(text: str | None, default: float) -> float:
     """Return the ``delay`` query parameter in seconds (``default`` when absent),
-    in ``0..MAX_DELAY``, or raise ``ParameterError``. NaN and infinity are refused."""
+    in ``0..MAX_DELAY``, or raise ``ParameterError``: a plain decimal only (no
+    exponent, NaN or infinity)."""
     if text is None:
         return default
-    try:
-        delay = float(text)
-    except ValueError:
-        raise ParameterError(f"delay must be a number of seconds, got {text!r}") from None
+    if _DECIMAL.fullmatch(text) is None:
+        raise ParameterError(f"delay must be a number of seconds, got {text!r}")
+    delay = float(text)
     if not (math.isfinite(delay) and 0 <= delay <= MAX_DELAY):
         raise ParameterError(f"delay must be between 0 and {MAX_DELAY:g} seconds, got {text}")
     return delay
