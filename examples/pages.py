@@ -55,6 +55,20 @@ needed) and closes that upstream connection the moment the reader leaves.</p>
 """
 
 
+# Both pages take the path to read from ``?src=``, and must only ever read
+# from their own origin, or a link could show another site's stream as ours.
+# A prefix test ("starts with one slash") is not enough: the browser's URL
+# parser (WHATWG URL) reads "/\\evil.example" and "/<TAB>/evil.example" as
+# "//evil.example". So the page resolves ``src`` with that very parser and
+# compares origins.
+SAME_ORIGIN_JS = r"""function sameOriginPath(wanted, fallback) {
+  if (!wanted) return fallback;
+  let url;
+  try { url = new URL(wanted, location.href); } catch (error) { return fallback; }
+  return url.origin === location.origin ? url.pathname + url.search : fallback;
+}"""
+
+
 # The page reads ``src`` (a same-origin path) chunk by chunk. Unlike the
 # tutorial's snippet it decodes with {stream: true}: a UTF-8 character split
 # across two reads (each Chinese character is three bytes) would otherwise turn
@@ -70,10 +84,10 @@ STREAM_PAGE = """<!doctype html>
 <ol id="log"></ol>
 <script>
 "use strict";
+__SAME_ORIGIN__
 window.streamLog = [];
 async function readStream() {
-  const wanted = new URLSearchParams(location.search).get("src") || "/simple";
-  const src = wanted.startsWith("/") && !wanted.startsWith("//") ? wanted : "/simple";
+  const src = sameOriginPath(new URLSearchParams(location.search).get("src"), "/simple");
   document.getElementById("src").textContent = src;
   const output = document.getElementById("output");
   const started = performance.now();
@@ -101,7 +115,7 @@ readStream().catch((error) => {
 });
 </script>
 </body></html>
-"""
+""".replace("__SAME_ORIGIN__", SAME_ORIGIN_JS)
 
 
 # The page opens an EventSource on ``src`` (a same-origin path) and lists every
@@ -121,12 +135,12 @@ EVENTS_PAGE = """<!doctype html>
 <ol id="events"></ol>
 <script>
 "use strict";
+__SAME_ORIGIN__
 window.sseLog = [];
 window.sseOpens = 0;
 const TYPES = ["start", "progress", "complete", "error", "tick", "reset", "shutdown",
                "message"];
-const wanted = new URLSearchParams(location.search).get("src") || "__TICKER__";
-const src = wanted.startsWith("/") && !wanted.startsWith("//") ? wanted : "__TICKER__";
+const src = sameOriginPath(new URLSearchParams(location.search).get("src"), "__TICKER__");
 document.getElementById("src").textContent = src;
 const source = new EventSource(src);
 
@@ -163,4 +177,4 @@ for (const type of TYPES) {
 }
 </script>
 </body></html>
-""".replace("__TICKER__", TICKER_PATH)
+""".replace("__TICKER__", TICKER_PATH).replace("__SAME_ORIGIN__", SAME_ORIGIN_JS)

@@ -4,11 +4,17 @@ a same-origin check done as the browser resolves the URL."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from examples.app import build_demo_app
+from examples.pages import TICKER_PATH
 from examples.scenario1 import ParameterError, parse_count, parse_delay
+from streaming._types import ASGIApp, Receive, Scope, Send
 from streaming.testing import StreamingClient
+from tests.browser import chromium
+from tests.servers import Probe, UvicornThread
 
 # -- strict count and delay ---------------------------------------------------------
 
@@ -38,3 +44,42 @@ async def test_the_endpoints_answer_422(path: str) -> None:
     client = StreamingClient(build_demo_app(scale=0.01))
     response = await client.get(path)
     assert response.status_code == 422
+
+
+# -- ?src= stays on our origin, as Chromium resolves it ---------------------------
+
+def other_origin(probe: Probe) -> ASGIApp:
+    """Another origin that would gladly serve any page (CORS *): it marks every
+    request, so the test sees a page that even tried."""
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        probe.mark(f"hit {scope['path']}")
+        headers = [(b"access-control-allow-origin", b"*"),
+                   (b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"data: EVIL\n\n"})
+    return app
+
+
+HOSTILE_SRC = ["/\\{host}/evil", "/%09/{host}/evil", "/%0A/{host}/evil", "//{host}/evil",
+               "\\\\{host}/evil", "http://{host}/evil", "/%5C{host}/evil"]
+
+
+@pytest.mark.parametrize("page_path", ["/page/stream", "/page/events"])
+def test_chromium_reads_only_our_own_origin(page_path: str) -> None:
+    probe = Probe()
+    with UvicornThread(build_demo_app(scale=0.01)) as ours, \
+            UvicornThread(other_origin(probe)) as theirs, chromium() as browser:
+        host = theirs.url.removeprefix("http://")
+        page = browser.new_page()
+        for pattern in HOSTILE_SRC:
+            src = quote(pattern.format(host=host), safe="/%:")
+            page.goto(f"{ours.url}{page_path}?src={src}", timeout=10_000)
+            shown = page.text_content("#src")
+            assert shown in ("/simple", TICKER_PATH), (pattern, shown)
+        # Our own paths still work, query included.
+        page.goto(f"{ours.url}/page/stream?src=/json/2%3Fx%3D1", timeout=10_000)
+        assert page.text_content("#src") == "/json/2?x=1"
+        page.close()
+    assert "hit /evil" not in probe, "a page fetched from another origin"
