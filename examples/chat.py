@@ -8,7 +8,8 @@ Routes (``ChatDemo.routes()``, mounted by ``examples.app``):
   (``delta``, ``usage``, ``done``; ``error`` if the upstream fails mid-way),
   relayed by ``streaming.integrations.ChatRelay``;
 * ``POST /chat/ndjson``: the same as NDJSON lines;
-* ``GET /chat/transcripts``: what the background task saved;
+* ``GET /chat/transcripts``: what the background task saved for this reader
+  (a random ``chat_reader`` cookie; no one sees another reader's chats);
 * ``POST /proxy/v1/chat/completions``: the relay as an OpenAI-compatible proxy
   (point any OpenAI client at ``http://HOST/proxy/v1``), only in front of the
   local model;
@@ -23,12 +24,19 @@ Card 10's contrast: the reader needs every token, so the answer streams; the
 transcript is only needed once the answer is whole, so it is saved by
 ``background=``, which the response runs after the last byte went out, and
 never when the reader left (Stop) or the upstream failed.
+
+Every piece of per-request state is bounded (``Transcripts``): a public demo
+must not grow with the number of requests it has served.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+import secrets
 import threading
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +51,11 @@ from streaming.integrations import ChatRelay, LocalOpenAI, RelayMode, RelayResul
 
 #: Longest prompt the page may send: the relay forwards it to a paid API.
 MAX_PROMPT = 4000
+#: Longest answer a transcript keeps (a real upstream's answer has no bound).
+MAX_ANSWER = 8000
+#: The cookie naming a reader: random, so no one can guess another's.
+READER_COOKIE = "chat_reader"
+_READER_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 #: Largest request bodies read (413 beyond): a prompt, escaped; a proxied chat.
 MAX_PROMPT_BODY = 64 * 1024
 MAX_PROXY_BODY = 256 * 1024
@@ -61,30 +74,49 @@ class Transcript:
 
 
 class Transcripts:
-    """Saved transcripts, and why the others were not saved. Thread-safe: the
-    demo's server thread writes, a test thread waits."""
+    """Saved transcripts, each kept for the reader who chatted, and a count of
+    the chats not saved. Bounded, whatever the traffic: the newest ``keep``
+    transcripts in all, at most ``per_reader`` of one reader's, each answer cut
+    at ``MAX_ANSWER`` characters; an aborted chat is only counted, its prompt
+    is not kept. Thread-safe: the server thread writes, a test thread waits."""
 
-    def __init__(self) -> None:
-        self.saved: list[Transcript] = []
-        self.discarded: list[tuple[str, EndReason]] = []
+    def __init__(self, *, keep: int = 500, per_reader: int = 20) -> None:
+        self.per_reader = per_reader
+        self._saved: deque[tuple[str, Transcript]] = deque(maxlen=keep)
+        self.saved_count = 0
+        self.discarded: Counter[EndReason] = Counter()
         self._changed = threading.Condition()
 
-    def save(self, transcript: Transcript) -> None:
+    def save(self, reader: str, transcript: Transcript) -> None:
+        transcript = dataclasses.replace(transcript, answer=transcript.answer[:MAX_ANSWER])
         with self._changed:
-            self.saved.append(transcript)
+            mine = [i for i, (owner, _) in enumerate(self._saved) if owner == reader]
+            if len(mine) >= self.per_reader:
+                del self._saved[mine[0]]
+            self._saved.append((reader, transcript))
+            self.saved_count += 1
             self._changed.notify_all()
 
-    def discard(self, prompt: str, reason: EndReason) -> None:
+    def discard(self, reason: EndReason) -> None:
         with self._changed:
-            self.discarded.append((prompt, reason))
+            self.discarded[reason] += 1
             self._changed.notify_all()
+
+    def of(self, reader: str | None) -> list[Transcript]:
+        """The transcripts saved for ``reader``, oldest first."""
+        with self._changed:
+            return [t for owner, t in self._saved if reader is not None and owner == reader]
+
+    def __len__(self) -> int:
+        with self._changed:
+            return len(self._saved)
 
     def wait_for_count(self, saved: int, discarded: int, timeout: float) -> None:
-        """Block until at least that many were saved and discarded."""
+        """Block until at least that many were saved and discarded, ever."""
         with self._changed:
             if not self._changed.wait_for(
-                    lambda: len(self.saved) >= saved and len(self.discarded) >= discarded,
-                    timeout):
+                    lambda: self.saved_count >= saved
+                    and sum(self.discarded.values()) >= discarded, timeout):
                 raise TimeoutError(f"not {saved} saved and {discarded} discarded "
                                    f"within {timeout} s")
 
@@ -144,7 +176,9 @@ class ChatDemo:
     # -- endpoints --------------------------------------------------------------
 
     async def page(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(chat_page(str(request.url_for("chat_stream").path)))
+        page = HTMLResponse(chat_page(str(request.url_for("chat_stream").path)))
+        _reader_of(request, page)
+        return page
 
     async def stream(self, request: Request) -> Answer:
         return await self._answer(request, "sse")
@@ -160,24 +194,29 @@ class ChatDemo:
         if prompt is None:
             return _bad_request(f'send {{"prompt": "..."}}, at most {MAX_PROMPT} characters')
         body = {"messages": [{"role": "user", "content": prompt}]}
+        reader: list[str] = []
 
         async def save(result: RelayResult) -> None:
             # Runs after the last byte went out: the reader is not kept waiting.
-            self.transcripts.save(Transcript(prompt, result.text, result.finish_reason,
-                                             result.usage))
+            self.transcripts.save(reader[0], Transcript(prompt, result.text,
+                                                        result.finish_reason, result.usage))
 
         def unless_saved(outcome: Outcome) -> None:
             if outcome.reason is not EndReason.COMPLETED:
-                self.transcripts.discard(prompt, outcome.reason)
+                self.transcripts.discard(outcome.reason)
 
-        return self.relay_for(request).respond(body, mode, background=save,
-                                               on_outcome=unless_saved)
+        response = self.relay_for(request).respond(body, mode, background=save,
+                                                   on_outcome=unless_saved)
+        reader.append(_reader_of(request, response))
+        return response
 
     async def saved(self, request: Request) -> JSONResponse:
+        """This reader's transcripts only (none without the cookie)."""
+        mine = self.transcripts.of(_valid_reader(request.cookies.get(READER_COOKIE)))
         return JSONResponse({
             "saved": [{"prompt": t.prompt, "answer": t.answer, "finish_reason": t.finish_reason,
-                       "usage": t.usage} for t in self.transcripts.saved],
-            "discarded": [{"prompt": p, "reason": r.value} for p, r in self.transcripts.discarded],
+                       "usage": t.usage} for t in mine],
+            "discarded": {r.value: n for r, n in self.transcripts.discarded.items()},
         })
 
     async def proxy(self, request: Request) -> Answer:
@@ -188,6 +227,22 @@ class ChatDemo:
         if not isinstance(body, dict):
             return _bad_request("the body must be a JSON object")
         return self.relay_for(request).respond(body, "openai")
+
+
+def _valid_reader(value: str | None) -> str | None:
+    # A cookie is client input: anything but an id we could have made is none.
+    return value if value is not None and _READER_ID.fullmatch(value) else None
+
+
+def _reader_of(request: Request, response: Answer) -> str:
+    """The reader's id from its cookie, or a new one set on ``response``."""
+    reader = _valid_reader(request.cookies.get(READER_COOKIE))
+    if reader is None:
+        reader = secrets.token_urlsafe(16)
+        path = request.scope.get("root_path", "") or "/"
+        response.headers["set-cookie"] = (f"{READER_COOKIE}={reader}; Path={path}; "
+                                          "Max-Age=86400; HttpOnly; SameSite=Strict")
+    return reader
 
 
 def _own_url(request: Request) -> str:

@@ -27,6 +27,7 @@ import json
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
@@ -56,6 +57,8 @@ TICKER_PATH = "/sse/ours/ticker"
 
 #: The progress steps of the job, in percent.
 JOB_STEPS = (25, 50, 75, 100)
+#: How many connections (and drops) a ticker remembers, for the tests to read.
+MAX_RECORDED = 100
 
 
 class JobFailed(RuntimeError):
@@ -121,10 +124,11 @@ class TickerChannel:
         self.buffer = ReplayBuffer(max_events=history, max_age=None)
         self.published = 0
         self.started: float | None = None
-        #: Every connection so far, in order, with the Last-Event-ID it sent.
-        self.connections: list[Connection] = []
+        #: The latest connections, in order, with the Last-Event-ID each sent:
+        #: bounded, since every request adds one.
+        self.connections: deque[Connection] = deque(maxlen=MAX_RECORDED)
         self._drop_at: int | None = None
-        self._dropped: list[float] = []
+        self._dropped: deque[float] = deque(maxlen=MAX_RECORDED)
 
     def drop_after(self, n: int) -> None:
         """Admin handle: every stream that sends event ``n`` ends right after

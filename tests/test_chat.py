@@ -24,7 +24,7 @@ import pytest
 from starlette.applications import Starlette
 
 from examples.app import build_demo_app
-from examples.chat import ChatDemo
+from examples.chat import READER_COOKIE, ChatDemo
 from streaming import EndReason, SSEParser
 from streaming.integrations import RequestEnd
 from tests.browser import chromium
@@ -58,26 +58,34 @@ def quick() -> Iterator[tuple[UvicornThread, ChatDemo]]:
 async def test_a_completed_answer_is_saved_after_the_stream(
         quick: tuple[UvicornThread, ChatDemo]) -> None:
     server, demo = quick
-    before = len(demo.transcripts.saved)
+    before = demo.transcripts.saved_count
     parser, text, kinds = SSEParser(), "", []
     with anyio.fail_after(10):
-        async with httpx.AsyncClient() as client, client.stream(
-                "POST", f"{server.url}/chat/stream", json={"prompt": PROMPT}) as response:
-            async for chunk in response.aiter_bytes():
-                for event in parser.feed(chunk):
-                    kinds.append(event.event)
-                    text += json.loads(event.data).get("content", "")
-        await anyio.to_thread.run_sync(demo.transcripts.wait_for_count, before + 1, 0, 5.0)
+        async with httpx.AsyncClient() as client:
+            async with client.stream("POST", f"{server.url}/chat/stream",
+                                     json={"prompt": PROMPT}) as response:
+                async for chunk in response.aiter_bytes():
+                    for event in parser.feed(chunk):
+                        kinds.append(event.event)
+                        text += json.loads(event.data).get("content", "")
+            await anyio.to_thread.run_sync(demo.transcripts.wait_for_count, before + 1, 0, 5.0)
+            reader = response.cookies[READER_COOKIE]
+            shown = (await client.get(f"{server.url}/chat/transcripts")).json()["saved"]
+        async with httpx.AsyncClient() as stranger:
+            others = (await stranger.get(f"{server.url}/chat/transcripts")).json()
     assert kinds[-2:] == ["usage", "done"]
-    saved = demo.transcripts.saved[before]
+    [saved] = demo.transcripts.of(reader)
     assert (saved.prompt, saved.answer) == (PROMPT, text)
+    assert [(t["prompt"], t["answer"]) for t in shown] == [(PROMPT, text)]
+    assert others["saved"] == []  # another reader sees none of it
     assert text == demo.local.reply_for(MESSAGES)
     assert saved.finish_reason == "stop" and saved.usage is not None
 
 
 async def test_a_reader_who_leaves_gets_nothing_saved(server: UvicornThread,
                                                       demo: ChatDemo) -> None:
-    saved, discarded = len(demo.transcripts.saved), len(demo.transcripts.discarded)
+    saved, discarded = demo.transcripts.saved_count, sum(demo.transcripts.discarded.values())
+    left = demo.transcripts.discarded[EndReason.CLIENT_DISCONNECTED]
     index = len(demo.local.log)
     with anyio.fail_after(10):
         async with httpx.AsyncClient() as client, client.stream(
@@ -89,8 +97,8 @@ async def test_a_reader_who_leaves_gets_nothing_saved(server: UvicornThread,
         await anyio.to_thread.run_sync(demo.transcripts.wait_for_count, saved, discarded + 1,
                                        5.0)
         record = await anyio.to_thread.run_sync(demo.local.log.wait_for_end, index, 5.0)
-    assert len(demo.transcripts.saved) == saved
-    assert demo.transcripts.discarded[-1] == (PROMPT, EndReason.CLIENT_DISCONNECTED)
+    assert demo.transcripts.saved_count == saved
+    assert demo.transcripts.discarded[EndReason.CLIENT_DISCONNECTED] == left + 1
     assert record.end is RequestEnd.CLIENT_DISCONNECTED
 
 
@@ -136,7 +144,8 @@ def test_python_m_examples_serves_the_chat_with_no_api_key(
 
 def test_chromium_streams_the_answer_and_stop_closes_the_upstream(
         server: UvicornThread, demo: ChatDemo) -> None:
-    discarded = len(demo.transcripts.discarded)
+    discarded = sum(demo.transcripts.discarded.values())
+    left = demo.transcripts.discarded[EndReason.CLIENT_DISCONNECTED]
     with chromium() as browser:
         page = browser.new_page()
         page.goto(f"{server.url}/chat", timeout=10_000)
@@ -164,4 +173,4 @@ def test_chromium_streams_the_answer_and_stop_closes_the_upstream(
     times = [entry["ms"] for entry in log]
     assert times == sorted(times) and times[-1] - times[0] > 100  # token by token
     demo.transcripts.wait_for_count(0, discarded + 1, 5.0)
-    assert demo.transcripts.discarded[-1] == (PROMPT, EndReason.CLIENT_DISCONNECTED)
+    assert demo.transcripts.discarded[EndReason.CLIENT_DISCONNECTED] == left + 1

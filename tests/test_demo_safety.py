@@ -4,13 +4,17 @@ a same-origin check done as the browser resolves the URL."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import pytest
+from starlette.applications import Starlette
 
 from examples.app import build_demo_app
-from examples.pages import TICKER_PATH
+from examples.chat import MAX_ANSWER, READER_COOKIE, ChatDemo, Transcript, Transcripts
 from examples.scenario1 import ParameterError, parse_count, parse_delay
+from examples.sse_events import TICKER_PATH, Connection, TickerChannel
+from streaming import EndReason
 from streaming._types import ASGIApp, Receive, Scope, Send
 from streaming.testing import StreamingClient
 from tests.browser import chromium
@@ -83,3 +87,44 @@ def test_chromium_reads_only_our_own_origin(page_path: str) -> None:
         assert page.text_content("#src") == "/json/2?x=1"
         page.close()
     assert "hit /evil" not in probe, "a page fetched from another origin"
+
+
+# -- bounded per-request state ------------------------------------------------------
+
+def test_transcripts_are_bounded_per_reader_and_in_all() -> None:
+    transcripts = Transcripts(keep=50, per_reader=3)
+    for i in range(10):
+        transcripts.save("alice", Transcript(f"p{i}", "a" * 100_000, "stop", None))
+    assert [t.prompt for t in transcripts.of("alice")] == ["p7", "p8", "p9"]
+    assert len(transcripts.of("alice")[0].answer) == MAX_ANSWER
+    for i in range(200):
+        transcripts.save(f"reader-{i}", Transcript("p", "a", "stop", None))
+        transcripts.discard(EndReason.CLIENT_DISCONNECTED)
+    assert len(transcripts) == 50 and transcripts.of("alice") == []
+    assert transcripts.saved_count == 210
+    assert transcripts.discarded == {EndReason.CLIENT_DISCONNECTED: 200}
+    assert transcripts.of(None) == []
+
+
+async def test_a_hostile_reader_cookie_is_no_reader() -> None:
+    demo = ChatDemo(scale=0.01)
+    app = Starlette(routes=demo.routes())
+    demo.transcripts.save("A" * 22, Transcript("secret", "answer", "stop", None))
+    client = StreamingClient(app)
+    for cookie in ["A" * 21 + "=", "A" * 21 + "\\u00e9", "../" + "A" * 19, "A" * 23]:
+        response = await client.get("/chat/transcripts",
+                                    headers={"cookie": f"{READER_COOKIE}={cookie}"})
+        assert json.loads(response.body)["saved"] == [], cookie
+    mine = await client.get("/chat/transcripts", headers={"cookie": f"{READER_COOKIE}={'A' * 22}"})
+    assert json.loads(mine.body)["saved"][0]["prompt"] == "secret"
+    page = await client.get("/chat")
+    assert page.headers["set-cookie"].startswith(f"{READER_COOKIE}=")
+    assert "HttpOnly" in page.headers["set-cookie"] and "SameSite=Strict" in page.headers[
+        "set-cookie"]
+
+
+def test_the_ticker_keeps_a_bounded_record_of_connections() -> None:
+    channel = TickerChannel(interval=0.0, total=1, history=4)
+    for i in range(5000):
+        channel.connections.append(Connection(float(i), None))
+    assert len(channel.connections) == channel.connections.maxlen
