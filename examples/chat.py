@@ -47,7 +47,8 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from examples.chat_page import chat_page
 from streaming import EndReason, Outcome, RequestBodyError, StreamingResponse, read_json
-from streaming.integrations import ChatRelay, LocalOpenAI, RelayMode, RelayResult
+from streaming.integrations import ChatRelay, RelayMode, RelayResult
+from streaming.testing import LocalOpenAI
 
 #: Longest prompt the page may send: the relay forwards it to a paid API.
 MAX_PROMPT = 4000

@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from examples.app import build_demo_app
 from examples.chat import READER_COOKIE, ChatDemo
 from streaming import EndReason, SSEParser
-from streaming.integrations import RequestEnd
+from streaming.testing import RequestEnd
 from tests.browser import chromium
 from tests.servers import UvicornThread, no_gc_pause
 

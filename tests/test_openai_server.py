@@ -7,6 +7,8 @@ httpx2/httpcore2, which run on either through anyio.
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,8 +21,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streaming.integrations import LocalOpenAI, RequestEnd
+from streaming import StreamingConfigError
 from streaming.integrations import openai_wire as wire
+from streaming.testing import LocalOpenAI, RequestEnd, StreamingClient, TestResponse
+from streaming.testing.openai_server import MAX_BODY, MAX_ECHO, echo_reply
 from tests.servers import UvicornThread
 
 KEY = "sk-local-test"
@@ -29,7 +33,7 @@ MESSAGES: list[Any] = [{"role": "user", "content": "你好, streaming! 🚀"}]
 
 @pytest.fixture(scope="module")
 def local() -> LocalOpenAI:
-    return LocalOpenAI(api_key=KEY, token_delay=0.001)
+    return LocalOpenAI(api_key=KEY, token_delay=0.001, fault_headers=True)
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +233,95 @@ def test_a_split_event_rejoins_and_cuts_inside_a_character(text: str) -> None:
         assert not _decodes(pieces[0])
     else:
         assert data.isascii()
+
+
+# -- safe to expose: no outside fault injection, bounded work ---------------------
+
+def chat_body(content: object = "hi", **extra: object) -> bytes:
+    return json.dumps({"model": "m", "messages": [{"role": "user", "content": content}],
+                       **extra}).encode()
+
+
+async def post(app: LocalOpenAI, body: bytes, headers: dict[str, str] | None = None
+               ) -> TestResponse:
+    with anyio.fail_after(10):
+        return await StreamingClient(app).request(
+            "POST", "/v1/chat/completions", body=body,
+            headers={"content-type": "application/json", **(headers or {})})
+
+
+@pytest.mark.parametrize("headers", [{"X-Local-Fail": "500"}, {"X-Local-Prefill": "inf"},
+                                     {"X-Local-Prefill": "nan"}, {"X-Local-Drop-After": "0"}])
+async def test_built_for_the_public_the_fault_headers_are_ignored(
+        headers: dict[str, str]) -> None:
+    response = await post(LocalOpenAI(), chat_body(), headers)
+    assert response.status_code == 200
+    assert json.loads(response.body)["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-Local-Prefill": "inf"}, {"X-Local-Prefill": "nan"}, {"X-Local-Prefill": "1e9"},
+    {"X-Local-Prefill": "-1"}, {"X-Local-Prefill": "1_0"},
+    {"X-Local-Prefill": "٣".encode().decode("latin-1")},
+    {"X-Local-Prefill": "61"}, {"X-Local-Token-Delay": "Infinity"},
+    {"X-Local-Fail": "200"}, {"X-Local-Fail": "+500"}, {"X-Local-Fail": "5\xb2"},
+    {"X-Local-Error-After": "-1"}, {"X-Local-Drop-After": "1.5"},
+    {"X-Local-Split-Utf8": "maybe"},
+])
+async def test_built_for_tests_a_bad_fault_header_is_a_400(headers: dict[str, str]) -> None:
+    response = await post(LocalOpenAI(fault_headers=True), chat_body(), headers)
+    assert response.status_code == 400
+    assert json.loads(response.body)["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (chat_body("[" * 50_000), 200),                        # a long prompt: a string
+    (b'{"model": "m", "messages": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", 400),
+    (chat_body("\ud800"), 400),                             # json.dumps writes "\\ud800"
+    (chat_body([{"type": "text", "text": 7}]), 200),        # a text part that is no text
+    (b'{"model": "m", "messages": [], "x": NaN}', 400),
+    (chat_body("x" * (MAX_BODY + 1)), 413),
+])
+async def test_hostile_bodies_are_client_errors(body: bytes, status: int) -> None:
+    response = await post(LocalOpenAI(), body)
+    assert response.status_code == status
+    if status != 200:
+        assert json.loads(response.body)["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_huge_prompt_gets_a_bounded_reply(stream: bool) -> None:
+    prompt = "word " * 180_000  # 0.9 MB: echoed whole, about 90 MB of chunks
+    response = await post(LocalOpenAI(), chat_body(prompt, stream=stream))
+    assert response.status_code == 200
+    assert len(response.body) < 2_000_000
+    if not stream:
+        assert json.loads(response.body)["choices"][0]["finish_reason"] in ("stop", "length")
+    assert len(echo_reply([{"role": "user", "content": prompt}])) < MAX_ECHO + 500
+
+
+async def test_the_log_keeps_only_the_latest_requests() -> None:
+    local = LocalOpenAI(log_size=5)
+    for _ in range(12):
+        assert (await post(local, chat_body())).status_code == 200
+    assert len(local.log) == 12
+    assert [r.index for r in local.log.snapshot()] == [7, 8, 9, 10, 11]
+    assert local.log[-1].index == 11 and local.log.wait_for_end(11, 1).end is not None
+    with pytest.raises(IndexError, match="keeps the latest 5"):
+        local.log[0]
+
+
+@pytest.mark.parametrize("options", [{"prefill_delay": math.inf}, {"token_delay": math.nan},
+                                     {"prefill_delay": -1}, {"fail_status": 200},
+                                     {"error_after_tokens": -1}, {"max_reply_tokens": 0},
+                                     {"log_size": 0}])
+def test_settings_that_cannot_work_are_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(StreamingConfigError):
+        LocalOpenAI(**options)
+
+
+async def test_every_reply_is_cut_at_max_reply_tokens() -> None:
+    response = await post(LocalOpenAI("word " * 10_000, max_reply_tokens=10), chat_body())
+    choice = json.loads(response.body)["choices"][0]
+    assert choice["finish_reason"] == "length"
+    assert choice["message"]["content"] == " ".join(["word"] * 10)

@@ -27,15 +27,9 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from streaming import EndReason, ServerSentEvent, SSEParser, StreamingResponse
-from streaming.integrations import (
-    ChatRelay,
-    LocalOpenAI,
-    RelayResult,
-    RequestEnd,
-    relay_events,
-)
+from streaming.integrations import ChatRelay, RelayResult, relay_events
 from streaming.integrations import openai_wire as wire
-from streaming.testing import StreamingClient, TestResponse
+from streaming.testing import LocalOpenAI, RequestEnd, StreamingClient, TestResponse
 from tests.servers import ROOT, UvicornThread, no_gc_pause
 
 MESSAGES: list[Any] = [{"role": "user", "content": "你好, relay! 🚀"}]
@@ -44,7 +38,7 @@ BODY = {"messages": MESSAGES}
 
 @pytest.fixture(scope="module")
 def local() -> LocalOpenAI:
-    return LocalOpenAI(token_delay=0.001)
+    return LocalOpenAI(token_delay=0.001, fault_headers=True)
 
 
 @pytest.fixture(scope="module")
@@ -417,7 +411,8 @@ def test_the_integrations_work_without_the_openai_package() -> None:
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import anyio\n"
-        "from streaming.integrations import LocalOpenAI, relay_events, openai_wire\n"
+        "from streaming.integrations import relay_events, openai_wire\n"
+        "from streaming.testing import LocalOpenAI\n"
         "async def main():\n"
         "    async def chunks():\n"
         "        yield openai_wire.chunk('c', 0, 'm', {'content': 'ok'})\n"

@@ -4,9 +4,9 @@
   chat-completion stream to a reader as Server-Sent Events, NDJSON or the API's
   own format, closing the upstream the moment the reader leaves
   (``streaming.integrations.openai_relay``).
-- ``LocalOpenAI``: a local OpenAI-compatible chat server with a deterministic
-  reply, injectable faults and a record of its clients, for demos and tests
-  (``streaming.integrations.openai_server``).
+
+The local OpenAI-compatible server the relay is tested against is a test
+double and lives with the other ones: ``streaming.testing.LocalOpenAI``.
 
 Importing this package does not import ``openai``: only a ``ChatRelay`` that
 builds its own client needs it (``pip install asgi-streaming[openai]``).
@@ -24,27 +24,15 @@ from streaming.integrations.openai_relay import (
     relay_events,
     relay_response,
 )
-from streaming.integrations.openai_server import (
-    Behaviour,
-    LocalOpenAI,
-    RequestEnd,
-    RequestLog,
-    RequestRecord,
-)
 
 __all__ = [
     "RELAY_MODES",
-    "Behaviour",
     "ChatRelay",
-    "LocalOpenAI",
     "OpenAIFormat",
     "RelayMode",
     "RelayNDJSONFormat",
     "RelayResult",
     "RelaySSEFormat",
-    "RequestEnd",
-    "RequestLog",
-    "RequestRecord",
     "UpstreamError",
     "relay_events",
     "relay_response",

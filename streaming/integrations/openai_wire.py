@@ -106,8 +106,9 @@ def message_text(message: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, Sequence):
-        return "".join(part.get("text", "") for part in content
-                       if isinstance(part, Mapping) and part.get("type") == "text")
+        return "".join(part["text"] for part in content  # client input: any shape
+                       if isinstance(part, Mapping) and part.get("type") == "text"
+                       and isinstance(part.get("text"), str))
     return ""
 
 

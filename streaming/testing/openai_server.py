@@ -8,12 +8,21 @@ default an echo of the prompt followed by a fixed text in English and Chinese),
 with knobs for what a real model API does to its clients: a long silence before
 the first token (prefill), a delay per token, an error status before streaming,
 an error object mid-stream, and a connection dropped mid-stream. Each knob has a
-server-wide default and a per-request override header (``X-Local-Fail: 429``,
-say), so one server can play every failure.
+server-wide default and, when the server is built for tests
+(``fault_headers=True``), a per-request override header (``X-Local-Fail: 429``,
+say), so one server can play every failure. Built without it (the default, as
+the demo mounts it) the headers are ignored: anyone who reaches the server
+could otherwise hold streams open or make it fail.
 
-It also keeps a thread-safe ``RequestLog``: when each request started, how many
-tokens it was sent, and when and how it ended, with ``time.monotonic()`` stamps
-(the same clock in every thread of the process, unlike trio's), so a test can
+Its work is bounded whatever a client sends: a body of at most ``max_body``
+bytes read within time limits (``streaming.RequestBody``), strict JSON, at most
+``max_reply_tokens`` tokens per reply (the echo of the prompt is cut), delays
+of at most ``MAX_DELAY`` seconds.
+
+It also keeps a thread-safe ``RequestLog`` of the latest requests: when each
+request started, how many tokens it was sent, and when and how it ended, with
+``time.monotonic()`` stamps (the same clock in every thread of the process,
+unlike trio's), so a test can
 wait for "the upstream saw its client leave" and measure how long that took.
 
 It is built on this library's own responses, with no framework: streams go out
@@ -26,8 +35,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
+import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -36,8 +48,15 @@ from typing import Any
 import anyio
 
 from streaming._types import Message, Receive, Scope, Send
-from streaming.exceptions import UnsupportedScopeError, UpstreamError
+from streaming.exceptions import (
+    BodyIncompleteError,
+    RequestBodyError,
+    StreamingConfigError,
+    UnsupportedScopeError,
+    UpstreamError,
+)
 from streaming.integrations import openai_wire as wire
+from streaming.request_body import RequestBody, parse_json
 from streaming.responses import EventSourceResponse, StreamingResponse
 
 #: The reply when ``text`` is not given: card 7 of the tutorial, then English.
@@ -48,12 +67,20 @@ ReplyText = str | Callable[[Sequence[Mapping[str, Any]]], str]
 
 _CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 _MODEL_PATHS = ("/v1/models", "/models")
-_MAX_BODY = 1 << 20
+
+#: Bounds on the work one request can ask for.
+MAX_BODY = 1 << 20
+MAX_REPLY_TOKENS = 2048
+MAX_ECHO = 2000  # characters of the prompt the default reply repeats
+MAX_DELAY = 60.0  # seconds, for any delay a header or setting asks for
 
 
 def echo_reply(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The default reply: the last user message echoed, then ``REPLY_TEXT``."""
+    """The default reply: the last user message echoed (its first ``MAX_ECHO``
+    characters), then ``REPLY_TEXT``."""
     prompt = wire.last_user_text(messages)
+    if len(prompt) > MAX_ECHO:
+        prompt = prompt[:MAX_ECHO] + "..."
     return f"You said: {prompt}\n\n{REPLY_TEXT}" if prompt else REPLY_TEXT
 
 
@@ -76,15 +103,55 @@ class Behaviour:
     drop_after_tokens: int | None = None
     split_utf8: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("prefill_delay", "token_delay"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and 0 <= value <= MAX_DELAY):
+                raise StreamingConfigError(f"{name} must be 0 to {MAX_DELAY:g} seconds, "
+                                           f"not {value!r}")
+        for name in ("error_after_tokens", "drop_after_tokens"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 0):
+                raise StreamingConfigError(f"{name} must be an int >= 0 or None, not {value!r}")
+        status = self.fail_status
+        if status is not None and (type(status) is not int or not 400 <= status <= 599):
+            raise StreamingConfigError(f"fail_status must be a 4xx or 5xx int, not {status!r}")
 
-#: Per-request override headers and the ``Behaviour`` field each sets.
+
+def _seconds(text: str) -> float:
+    # A plain decimal: float() alone takes "inf" (a stream held open forever),
+    # "nan" (a crash in sleep), "1_0" and non-ASCII digits.
+    if re.fullmatch(r"[0-9]{1,6}(?:\.[0-9]{1,6})?", text.strip()) is None:
+        raise ValueError(text)
+    value = float(text)
+    if value > MAX_DELAY:
+        raise ValueError(text)
+    return value
+
+
+def _count(text: str) -> int:
+    if re.fullmatch(r"[0-9]{1,9}", text.strip()) is None:
+        raise ValueError(text)
+    return int(text)
+
+
+def _switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError(text)
+    return value in ("1", "true", "yes")
+
+
+#: Per-request override headers and the ``Behaviour`` field each sets; honoured
+#: only by a server built with ``fault_headers=True``.
 OVERRIDE_HEADERS: Mapping[str, tuple[str, Callable[[str], Any]]] = MappingProxyType({
-    "x-local-prefill": ("prefill_delay", float),
-    "x-local-token-delay": ("token_delay", float),
-    "x-local-fail": ("fail_status", int),
-    "x-local-error-after": ("error_after_tokens", int),
-    "x-local-drop-after": ("drop_after_tokens", int),
-    "x-local-split-utf8": ("split_utf8", lambda v: v.strip().lower() in ("1", "true", "yes")),
+    "x-local-prefill": ("prefill_delay", _seconds),
+    "x-local-token-delay": ("token_delay", _seconds),
+    "x-local-fail": ("fail_status", _count),
+    "x-local-error-after": ("error_after_tokens", _count),
+    "x-local-drop-after": ("drop_after_tokens", _count),
+    "x-local-split-utf8": ("split_utf8", _switch),
 })
 
 
@@ -117,28 +184,42 @@ class RequestRecord:
 
 
 class RequestLog:
-    """A thread-safe record of every request, for tests to read and wait on.
+    """A thread-safe record of the latest requests, for tests to read and wait on.
 
-    The ``wait_for_*`` methods block the calling thread (at most ``timeout``
-    seconds, then ``TimeoutError``); from async code call them through
-    ``anyio.to_thread.run_sync`` so the event loop keeps running.
+    Requests are numbered from 0 in arrival order; ``len()`` is how many have
+    arrived, so ``len(log)`` is the number the next one gets. Only the newest
+    ``keep`` records are held (every request adds one); an older number is an
+    ``IndexError``. The ``wait_for_*`` methods block the calling thread (at
+    most ``timeout`` seconds, then ``TimeoutError``); from async code call them
+    through ``anyio.to_thread.run_sync`` so the event loop keeps running.
     """
 
-    def __init__(self) -> None:
-        self._records: list[RequestRecord] = []
+    def __init__(self, keep: int = 1000) -> None:
+        if type(keep) is not int or keep < 1:
+            raise StreamingConfigError(f"keep must be an int >= 1, not {keep!r}")
+        self.keep = keep
+        self._records: OrderedDict[int, RequestRecord] = OrderedDict()
+        self._arrived = 0
         self._changed = threading.Condition()
 
     def __len__(self) -> int:
         with self._changed:
-            return len(self._records)
+            return self._arrived
 
     def __getitem__(self, index: int) -> RequestRecord:
         with self._changed:
-            return self._records[index]
+            return self._get(index)
+
+    def _get(self, index: int) -> RequestRecord:
+        number = index + self._arrived if index < 0 else index
+        if number not in self._records:
+            raise IndexError(f"request {index} is not held (the log keeps the latest "
+                             f"{self.keep})")
+        return self._records[number]
 
     def snapshot(self) -> list[RequestRecord]:
         with self._changed:
-            return list(self._records)
+            return list(self._records.values())
 
     def wait_for_start(self, index: int, timeout: float) -> RequestRecord:
         """Wait until request number ``index`` (from 0) has arrived."""
@@ -155,37 +236,44 @@ class RequestLog:
     def _wait(self, index: int, done: Callable[[RequestRecord], bool], timeout: float,
               what: str) -> RequestRecord:
         def ready() -> bool:
-            return index < len(self._records) and done(self._records[index])
+            return index < self._arrived and done(self._get(index))
 
         with self._changed:
             if not self._changed.wait_for(ready, timeout):
                 raise TimeoutError(f"request {index} did not {what} within {timeout} s")
-            return self._records[index]
+            return self._get(index)
 
     # -- written by the server ------------------------------------------------
 
     def start(self) -> int:
         with self._changed:
-            self._records.append(RequestRecord(len(self._records), time.monotonic()))
+            index = self._arrived
+            self._arrived += 1
+            self._records[index] = RequestRecord(index, time.monotonic())
+            while len(self._records) > self.keep:
+                self._records.popitem(last=False)
             self._changed.notify_all()
-            return len(self._records) - 1
+            return index
 
     def update(self, index: int, **changes: Any) -> None:
         with self._changed:
-            self._records[index] = dataclasses.replace(self._records[index], **changes)
-            self._changed.notify_all()
+            if index in self._records:  # else long forgotten: nothing to update
+                self._records[index] = dataclasses.replace(self._records[index], **changes)
+                self._changed.notify_all()
 
     def count_token(self, index: int) -> None:
         with self._changed:
-            record = self._records[index]
-            self._records[index] = dataclasses.replace(record, tokens_sent=record.tokens_sent + 1)
-            self._changed.notify_all()
+            record = self._records.get(index)
+            if record is not None:
+                self._records[index] = dataclasses.replace(
+                    record, tokens_sent=record.tokens_sent + 1)
+                self._changed.notify_all()
 
     def finish(self, index: int, end: RequestEnd) -> None:
         """Record how request ``index`` ended; the first report wins."""
         with self._changed:
-            record = self._records[index]
-            if record.end is None:
+            record = self._records.get(index)
+            if record is not None and record.end is None:
                 self._records[index] = dataclasses.replace(
                     record, end=end, ended_at=time.monotonic())
                 self._changed.notify_all()
@@ -226,9 +314,11 @@ class LocalOpenAI:
 
     ``text`` is the reply (a string, or a function of the request's messages;
     default ``echo_reply``). ``api_key``, when set, must come as a bearer token
-    (else 401, as the API answers). The other keyword arguments are the
-    server-wide ``Behaviour``; ``X-Local-*`` request headers override them per
-    request (see ``OVERRIDE_HEADERS``).
+    (else 401, as the API answers). The fault keyword arguments are the
+    server-wide ``Behaviour``; with ``fault_headers=True`` (tests only) the
+    ``X-Local-*`` request headers override them per request (see
+    ``OVERRIDE_HEADERS``). ``max_reply_tokens`` cuts every reply (finish reason
+    ``length``), ``max_body`` bounds the request body, ``log_size`` the log.
     """
 
     def __init__(
@@ -243,13 +333,23 @@ class LocalOpenAI:
         error_after_tokens: int | None = None,
         drop_after_tokens: int | None = None,
         split_utf8: bool = True,
+        fault_headers: bool = False,
+        max_reply_tokens: int = MAX_REPLY_TOKENS,
+        max_body: int = MAX_BODY,
+        log_size: int = 1000,
     ) -> None:
+        for name, value in (("max_reply_tokens", max_reply_tokens), ("max_body", max_body)):
+            if type(value) is not int or value < 1:
+                raise StreamingConfigError(f"{name} must be an int >= 1, not {value!r}")
         self.text: ReplyText = echo_reply if text is None else text
         self.model = model
         self.api_key = api_key
         self.behaviour = Behaviour(prefill_delay, token_delay, fail_status,
                                    error_after_tokens, drop_after_tokens, split_utf8)
-        self.log = RequestLog()
+        self.fault_headers = fault_headers
+        self.max_reply_tokens = max_reply_tokens
+        self.max_body = max_body
+        self.log = RequestLog(log_size)
 
     def reply_for(self, messages: Sequence[Mapping[str, Any]]) -> str:
         """The full text this server answers ``messages`` with."""
@@ -292,13 +392,14 @@ class LocalOpenAI:
     async def _accept(self, index: int, scope: Scope, receive: Receive) -> _Reply | None:
         """Read and check the request; raise ``UpstreamError`` for the error the
         API would answer with (checked in the API's order: auth, body, faults)."""
-        body = await _read_body(receive)
+        body = await _read_body(scope, receive, self.max_body)
         if body is None:
             return None
         headers = _headers(scope)
         self._check_key(headers.get("authorization"))
         request = parse_chat_request(body)
-        behaviour = behaviour_for(self.behaviour, headers)
+        behaviour = behaviour_for(self.behaviour, headers) if self.fault_headers \
+            else self.behaviour
         if behaviour.fail_status is not None:
             raise injected_error(behaviour.fail_status, request.model)
         return self._plan(index, request, behaviour)
@@ -318,8 +419,9 @@ class LocalOpenAI:
     def _plan(self, index: int, request: ChatRequest, behaviour: Behaviour) -> _Reply:
         tokens = wire.tokenize(self.reply_for(request.messages))
         finish_reason = "stop"
-        if request.max_tokens is not None and len(tokens) > request.max_tokens:
-            tokens, finish_reason = tokens[: request.max_tokens], "length"
+        limit = min(request.max_tokens or self.max_reply_tokens, self.max_reply_tokens)
+        if len(tokens) > limit:
+            tokens, finish_reason = tokens[:limit], "length"
         prompt = "".join(wire.message_text(m) for m in request.messages)
         return _Reply(index, request, behaviour, f"chatcmpl-local-{index}", int(time.time()),
                       tokens, finish_reason, len(wire.tokenize(prompt)))
@@ -409,8 +511,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     """Check a request body as the API does; raise ``UpstreamError`` (400) with
     the API's message, ``param`` and ``code`` for the first problem found."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = parse_json(body)  # strict: too deep or a lone surrogate is a 400 too
+    except RequestBodyError:
         raise _invalid("We could not parse the JSON body of your request. (HINT: This likely "
                        "means you aren't using your HTTP library correctly. The OpenAI API "
                        "expects a JSON payload.)") from None
@@ -482,10 +584,10 @@ def behaviour_for(default: Behaviour, headers: Mapping[str, str]) -> Behaviour:
                 changes[field] = parse(headers[name])
             except ValueError:
                 raise _invalid(f"Invalid header {name}: {headers[name]!r}.") from None
-    status = changes.get("fail_status")
-    if status is not None and not 400 <= status <= 599:
-        raise _invalid(f"Invalid header x-local-fail: {status} is not a 4xx or 5xx status.")
-    return dataclasses.replace(default, **changes)
+    try:
+        return dataclasses.replace(default, **changes)
+    except StreamingConfigError as error:  # a status outside 400-599, say
+        raise _invalid(f"Invalid X-Local-* header: {error}.") from None
 
 
 # -- ASGI plumbing -----------------------------------------------------------------
@@ -503,21 +605,16 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The request body, or ``None`` if the client left while sending it."""
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        body = bytes(message.get("body", b""))
-        size += len(body)
-        if size > _MAX_BODY:
-            raise UpstreamError(413, "Request body too large.", type="invalid_request_error")
-        parts.append(body)
-        if not message.get("more_body", False):
-            return b"".join(parts)
+async def _read_body(scope: Scope, receive: Receive, max_size: int) -> bytes | None:
+    """The request body, or ``None`` if the client left while sending it; the
+    reader's refusals (413, 408) become the API's error shape."""
+    try:
+        return await RequestBody(scope, receive, max_size=max_size).read()
+    except BodyIncompleteError:
+        return None
+    except RequestBodyError as error:
+        raise UpstreamError(error.status_code, error.detail, type="invalid_request_error",
+                            headers=error.headers) from None
 
 
 async def _send_json(send: Send, status: int, obj: object,
