@@ -10,6 +10,7 @@ from streaming._types import RawHeaders
 from streaming.encoders.sse import (
     SEPARATORS,
     ServerSentEvent,
+    check_retry,
     encode_comment,
     encode_event,
     encode_item,
@@ -41,9 +42,11 @@ class SSEFormat:
     def __post_init__(self) -> None:
         if self.sep not in SEPARATORS:
             raise StreamingConfigError(f"sep must be one of {SEPARATORS!r}, not {self.sep!r}")
-        if self.retry is not None and (type(self.retry) is not int or self.retry < 0):
-            raise StreamingConfigError(
-                f"retry must be a non-negative int (ms), not {self.retry!r}")
+        if self.retry is not None:
+            try:
+                check_retry(self.retry)  # the encoder's rule: also no more than MAX_RETRY
+            except SSEEncodingError as exc:
+                raise StreamingConfigError(str(exc)) from None
         if self.error_event is not None:  # checked now, not when the first error happens
             try:
                 encode_event(ServerSentEvent(data="", event=self.error_event))
