@@ -175,7 +175,8 @@ def check_retry(value: object) -> int:
         shown = f"an int of about {value.bit_length() * 3 // 10} digits" \
             if type(value) is int and abs(value) > MAX_RETRY else repr(value)
         raise SSEEncodingError(
-            f"SSE retry must be an int from 0 to {MAX_RETRY} (milliseconds), not {shown}")
+            f"SSE retry must be a non-negative int (milliseconds) up to {MAX_RETRY}, "
+            f"not {shown}")
     return value
 
 
