@@ -77,7 +77,7 @@ def test_a_str_subclass_is_written_as_its_text(value: str, text: str) -> None:
     block = encode_event(ServerSentEvent(data=value, event=value, id=value))
     assert block == f"event: {text}\nid: {text}\ndata: {text}\n\n".encode()
     assert encode_item(value) == f"data: {text}\n\n".encode()
-    assert EventSourceResponse(iter([]), error_event=value).error_event == value
+    EventSourceResponse(iter([]), error_event=value)  # once refused: "a line break"
 
 
 @pytest.mark.parametrize("field", ["event", "id"])

@@ -119,27 +119,31 @@ class Behaviour:
             raise StreamingConfigError(f"fail_status must be a 4xx or 5xx int, not {status!r}")
 
 
+class _BadHeader(ValueError):
+    """A fault header value that does not parse: answered with 400."""
+
+
 def _seconds(text: str) -> float:
     # A plain decimal: float() alone takes "inf" (a stream held open forever),
     # "nan" (a crash in sleep), "1_0" and non-ASCII digits.
     if re.fullmatch(r"[0-9]{1,6}(?:\.[0-9]{1,6})?", text.strip()) is None:
-        raise ValueError(text)
+        raise _BadHeader(text)
     value = float(text)
     if value > MAX_DELAY:
-        raise ValueError(text)
+        raise _BadHeader(text)
     return value
 
 
 def _count(text: str) -> int:
     if re.fullmatch(r"[0-9]{1,9}", text.strip()) is None:
-        raise ValueError(text)
+        raise _BadHeader(text)
     return int(text)
 
 
 def _switch(text: str) -> bool:
     value = text.strip().lower()
     if value not in ("1", "true", "yes", "0", "false", "no"):
-        raise ValueError(text)
+        raise _BadHeader(text)
     return value in ("1", "true", "yes")
 
 
