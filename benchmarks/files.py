@@ -103,8 +103,8 @@ def peak_rss_kib(pid: int) -> int:
 
 def fetch(urls: list[str], config: Path) -> None:
     config.write_text("".join(f'url = "{u}"\noutput = "/dev/null"\n' for u in urls))
-    subprocess.run(["curl", "-sS", "--no-progress-meter", "--fail", "--parallel", "--parallel-max", "4", "-K",
-                    str(config)], check=True, timeout=600)
+    subprocess.run(["curl", "-sS", "--no-progress-meter", "--fail", "--parallel",
+                    "--parallel-max", "4", "-K", str(config)], check=True, timeout=600)
 
 
 def measure(name: str, root: Path, urls: list[str], total_bytes: int, repeat: int,
