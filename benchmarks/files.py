@@ -62,8 +62,10 @@ def serve(name: str, root: Path) -> Iterator[tuple[str, int]]:
                    "--log-level", "warning", "--no-access-log", "--http", "httptools",
                    "--loop", "uvloop"]
     elif server == "anycorn":
+        # The trio worker: anycorn 0.20.1's asyncio worker cuts zero-copy
+        # bodies larger than the socket buffer (tests/test_files_zerocopy.py).
         command = [sys.executable, "-m", "anycorn", spec + "()", "--bind",
-                   f"127.0.0.1:{port}"]
+                   f"127.0.0.1:{port}", "--worker-class", "trio"]
     else:
         command = [sys.executable, "-m", "benchmarks.apps.files_peers", "--port", str(port),
                    str(root)]

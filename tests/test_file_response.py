@@ -178,3 +178,65 @@ async def test_status_other_than_200_serves_the_file(path: Path) -> None:
     client = StreamingClient(app_for(lambda: FileResponse(path, 404)))
     reply = await client.get("/", headers={"range": "bytes=0-1"})
     assert (reply.status_code, reply.body) == (404, DATA)
+
+
+def scope_offering(extension: str, headers: list[tuple[bytes, bytes]] | None = None) -> Scope:
+    return {"type": "http", "method": "GET", "path": "/", "headers": headers or [],
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "extensions": {extension: {}}}
+
+
+async def run_recording(response: FileResponse, scope: Scope,
+                        on_send: Callable[[dict[str, object]], None] | None = None,
+                        ) -> list[dict[str, object]]:
+    """Run ``response`` against a server that offers an extension and records
+    every message (the real servers are in tests/test_files_zerocopy.py)."""
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        await anyio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(dict(message))
+        if on_send is not None:
+            on_send(message)
+    with anyio.fail_after(5):
+        await response(scope, receive, send)  # type: ignore[arg-type]
+    return sent
+
+
+async def test_pathsend_is_the_whole_body_and_the_last_message(path: Path) -> None:
+    sent = await run_recording(FileResponse(path), scope_offering("http.response.pathsend"))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
+    assert sent[1]["path"] == str(path)
+    ranged = await run_recording(FileResponse(path), scope_offering(
+        "http.response.pathsend", [(b"range", b"bytes=0-9")]))
+    assert ranged[1] == {"type": "http.response.body", "body": DATA[:10], "more_body": True}
+
+
+def sparse(path: Path, size: int = 20 * 1024 * 1024) -> None:
+    with open(path, "wb") as f:
+        f.truncate(size)
+
+
+async def test_zerocopysend_in_slices(tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    sparse(big)
+    sent = await run_recording(FileResponse(big), scope_offering("http.response.zerocopysend"))
+    pieces = [(m["offset"], m["count"]) for m in sent if m["type"] == "http.response.zerocopysend"]
+    mib = 1024 * 1024
+    assert pieces == [(0, 8 * mib), (8 * mib, 8 * mib), (16 * mib, 4 * mib)]
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def test_file_changed_during_zerocopysend_cuts_the_body(tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    sparse(big)
+
+    def truncate_after_first_slice(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.zerocopysend":
+            os.truncate(big, 1024)
+    with pytest.raises(FileChangedError):
+        await run_recording(FileResponse(big), scope_offering("http.response.zerocopysend"),
+                            truncate_after_first_slice)

@@ -13,7 +13,7 @@ report a departed client only through ``receive()`` and silently drop later
 handle both the same way, so there is one disconnect path, not one per version.
 """
 
-from streaming.driver.core import Driver, StreamPolicy
+from streaming.driver.core import Driver, ServerSend, StreamPolicy
 from streaming.driver.sources import ContentStream, open_source
 
-__all__ = ["ContentStream", "Driver", "StreamPolicy", "open_source"]
+__all__ = ["ContentStream", "Driver", "ServerSend", "StreamPolicy", "open_source"]

@@ -75,6 +75,18 @@ class StreamPolicy:
             raise StreamingConfigError(f"batch must be True or False, not {self.batch!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class ServerSend:
+    """A body piece the server sends on its own, as an ASGI extension offers:
+    ``http.response.zerocopysend`` (a file descriptor, offset and count) or
+    ``http.response.pathsend`` (a whole file by path, which ends the body:
+    ``ends_body``). A producer yields one instead of bytes; the driver passes
+    ``message`` to ``send()`` as it is, counted like any chunk."""
+
+    message: Message
+    ends_body: bool = False
+
+
 class _ClientGone(Exception):
     """Internal: ``send()`` raised ``OSError`` (an ASGI 2.4 server's way to say
     the client left). Kept apart from an ``OSError`` the producer raises, which
@@ -340,7 +352,7 @@ class Driver:
         if first is _EXHAUSTED:
             await self._commit_before_first_chunk()
         else:
-            body = self._fmt.encode_first(first)
+            body = first if type(first) is ServerSend else self._fmt.encode_first(first)
             await self._commit_before_first_chunk()
             await self._send_body(body)
             self._first_at = anyio.current_time()
@@ -351,7 +363,14 @@ class Driver:
                     return self._drop_late_chunk()
                 # Pre-encoded bytes pass through every format untouched; skipping
                 # the call for them is the cheapest thing on this path.
-                body = item if type(item) is bytes else encode(item)
+                if type(item) is bytes:
+                    body = item
+                elif type(item) is ServerSend:  # a server-side file send: rare, large
+                    await self._send_body(item)
+                    sent = self._chunks
+                    continue
+                else:
+                    body = encode(item)
                 try:
                     await send({"type": "http.response.body", "body": body, "more_body": True})
                 except OSError as exc:  # only send()'s OSError means the client left
@@ -364,13 +383,28 @@ class Driver:
                     await checkpoint()
         await self._finish_body()
 
-    async def _send_body(self, body: bytes | memoryview) -> None:
+    async def _send_body(self, body: bytes | memoryview | ServerSend) -> None:
+        if type(body) is ServerSend:
+            return await self._send_server_piece(body)
         try:
             await self._send({"type": "http.response.body", "body": body, "more_body": True})
         except OSError as exc:  # an ASGI 2.4 server saying the client left
             raise _ClientGone from exc
 
+    async def _send_server_piece(self, piece: ServerSend) -> None:
+        if piece.ends_body:  # pathsend: the last message, no terminator after it
+            await checkpoint()  # as _finish_body: see a disconnect that is already in
+            self._terminating = True
+        try:
+            await self._send(piece.message)
+        except OSError as exc:
+            raise _ClientGone from exc
+        self._chunks += 1
+        self._complete = piece.ends_body
+
     async def _finish_body(self) -> None:
+        if self._complete:  # a ServerSend ended the body
+            return
         # Let a disconnect that already arrived be seen before calling the
         # response complete: a 2.3 server would drop the terminator silently.
         await checkpoint()

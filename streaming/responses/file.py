@@ -40,7 +40,7 @@ from urllib.parse import quote
 import anyio
 
 from streaming._types import BackgroundTask, OutcomeCallback, RawHeaders, Receive, Scope, Send
-from streaming.driver import Driver
+from streaming.driver import Driver, ServerSend
 from streaming.encoders.ranges import (
     ByteRange,
     Decision,
@@ -70,6 +70,12 @@ _STAT_HEADERS = (b"content-length", b"last-modified", b"etag")
 
 _EMPTY_TEXT = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"0")]
 
+#: Bytes per ``http.response.zerocopysend``: the file is checked for changes
+#: between slices, so a change cuts the body within this many bytes.
+ZERO_COPY_SLICE = 8 * 1024 * 1024
+
+_ZEROCOPY, _PATHSEND = "http.response.zerocopysend", "http.response.pathsend"
+
 
 class FileResponse(StreamingResponse):
     """Serve the file at ``path``, with ranges, conditional requests and HEAD.
@@ -97,6 +103,7 @@ class FileResponse(StreamingResponse):
         content_disposition_type: str = "attachment",
         *,
         chunk_size: int | None = None,
+        zero_copy: bool = True,
         commit_deadline: float | None = 1.0,
         cleanup_timeout: float = 5.0,
         send_timeout: float | None = None,
@@ -109,7 +116,9 @@ class FileResponse(StreamingResponse):
                          cleanup_timeout=cleanup_timeout, send_timeout=send_timeout,
                          on_outcome=on_outcome)
         self.path = path
+        self._absolute_path = os.path.abspath(path)  # what pathsend names
         self.filename = filename
+        self.zero_copy = zero_copy
         self.send_header_only = method is not None and method.upper() == "HEAD"
         if chunk_size is not None:
             if type(chunk_size) is not int or chunk_size <= 0:
@@ -153,7 +162,9 @@ class FileResponse(StreamingResponse):
             method = "HEAD" if self.send_header_only else str(scope.get("method", "GET"))
             decision = decide(method, request_headers(scope), st.st_size, _etag(st),
                               st.st_mtime, status=self.status_code)
-            status, headers, body = self._plan(decision, st, fd)
+            body_source = _FileBody(fd, st, self.chunk_size, self._server_send(scope, decision),
+                                    self._absolute_path)
+            status, headers, body = self._plan(decision, st, body_source)
             driver = Driver(receive, send, self.format, status, headers, self.policy)
             head = method.upper() == "HEAD"
             outcome = await self._observed(
@@ -162,10 +173,22 @@ class FileResponse(StreamingResponse):
             os.close(fd)  # the body generator is closed by the driver before this
         await self._finish(outcome)
 
-    def _plan(self, decision: Decision, st: os.stat_result, fd: int,
-              ) -> tuple[int, RawHeaders, AsyncIterator[bytes]]:
+    def _server_send(self, scope: Scope, decision: Decision) -> str | None:
+        """The zero-copy extension to use, if the server offers one: zerocopysend
+        for anything (it takes an offset and a count), else pathsend for a whole
+        file (it takes a path only). HEAD and fixed answers send no file."""
+        extensions = scope.get("extensions") or {}
+        if not self.zero_copy:
+            return None
+        if _ZEROCOPY in extensions:
+            return _ZEROCOPY
+        if _PATHSEND in extensions and decision.status is Status.OK:
+            return _PATHSEND
+        return None
+
+    def _plan(self, decision: Decision, st: os.stat_result, fd_body: _FileBody,
+              ) -> tuple[int, RawHeaders, AsyncIterator[bytes | ServerSend]]:
         """The status, headers and body source that carry out ``decision``."""
-        fd_body = _FileBody(fd, st, self.chunk_size)
         if decision.status is Status.OK:
             return self.status_code, self.raw_headers, fd_body.whole()
         if decision.status is Status.PARTIAL_CONTENT:
@@ -179,7 +202,7 @@ class FileResponse(StreamingResponse):
         return 412, list(_EMPTY_TEXT), _nothing()
 
     def _partial(self, ranges: tuple[ByteRange, ...], size: int, body: _FileBody,
-                 ) -> tuple[int, RawHeaders, AsyncIterator[bytes]]:
+                 ) -> tuple[int, RawHeaders, AsyncIterator[bytes | ServerSend]]:
         headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         if len(ranges) == 1:
             only = ranges[0]
@@ -200,18 +223,39 @@ class FileResponse(StreamingResponse):
 
 
 class _FileBody:
-    """The body's chunks, read from the open descriptor in worker threads."""
+    """The body's pieces: chunks read from the open descriptor in worker
+    threads, or, where the server offers it, ``ServerSend`` messages that let
+    the server send from the file itself (``sendfile``)."""
 
-    def __init__(self, fd: int, st: os.stat_result, chunk_size: int) -> None:
+    def __init__(self, fd: int, st: os.stat_result, chunk_size: int,
+                 server_send: str | None, path: str) -> None:
         self.fd = fd
         self.version = (st.st_size, st.st_mtime_ns)
+        self.identity = (st.st_dev, st.st_ino)
         self.chunk_size = chunk_size
+        self.server_send = server_send
+        self.path = path
 
-    def whole(self) -> AsyncIterator[bytes]:
-        return self.pieces([ByteRange(0, self.version[0] - 1)])
+    async def whole(self) -> AsyncIterator[bytes | ServerSend]:
+        if self.server_send == _PATHSEND and await anyio.to_thread.run_sync(self._path_is_ours):
+            yield ServerSend({"type": _PATHSEND, "path": self.path}, ends_body=True)
+            return
+        async for piece in self.pieces([ByteRange(0, self.version[0] - 1)]):
+            yield piece
+
+    def _path_is_ours(self) -> bool:
+        # pathsend makes the server open the path again: only if it still
+        # names the very file (and version) the headers describe. A small
+        # window remains between this check and the server's open.
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return ((st.st_dev, st.st_ino) == self.identity
+                and (st.st_size, st.st_mtime_ns) == self.version)
 
     def ranges(self, ranges: tuple[ByteRange, ...], heads: list[bytes],
-               closing: bytes) -> AsyncIterator[bytes]:
+               closing: bytes) -> AsyncIterator[bytes | ServerSend]:
         if len(ranges) == 1:
             return self.pieces(list(ranges))
         pieces: list[bytes | ByteRange] = []
@@ -219,37 +263,75 @@ class _FileBody:
             pieces += [head, byte_range, b"\r\n"]
         return self.pieces([*pieces, closing])
 
-    async def pieces(self, pieces: list[bytes | ByteRange]) -> AsyncIterator[bytes]:
-        """Yield each piece: bytes as they are, a range read in chunks."""
+    async def pieces(self, pieces: list[bytes | ByteRange]) -> AsyncIterator[bytes | ServerSend]:
+        """Yield each piece: bytes as they are, a range read in chunks (or
+        sent by the server in slices, checked for changes between them)."""
         for piece in pieces:
             if isinstance(piece, bytes):
                 yield piece
-                continue
-            offset, end = piece.first, piece.last + 1
-            while offset < end:
-                chunk = await anyio.to_thread.run_sync(
-                    _read_unchanged, self.fd, min(self.chunk_size, end - offset), offset,
-                    self.version)
-                # A read cannot be cancelled once in its thread: if the client
-                # left meanwhile, stop here rather than yield a late chunk.
-                await anyio.lowlevel.checkpoint_if_cancelled()
-                offset += len(chunk)
-                yield chunk
+            elif self.server_send == _ZEROCOPY:
+                async for message in self._zero_copy(piece):
+                    yield message
+            else:
+                async for chunk in self._read(piece):
+                    yield chunk
+
+    async def _read(self, piece: ByteRange) -> AsyncIterator[bytes]:
+        offset, end = piece.first, piece.last + 1
+        while offset < end:
+            chunk = await anyio.to_thread.run_sync(
+                _read_unchanged, self.fd, min(self.chunk_size, end - offset), offset,
+                self.version)
+            # A read cannot be cancelled once in its thread: if the client
+            # left meanwhile, stop here rather than yield a late chunk.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            offset += len(chunk)
+            yield chunk
+
+    async def _zero_copy(self, piece: ByteRange) -> AsyncIterator[ServerSend]:
+        file = _Descriptor(self.fd)
+        offset, end = piece.first, piece.last + 1
+        while offset < end:
+            count = min(ZERO_COPY_SLICE, end - offset)
+            yield ServerSend({"type": _ZEROCOPY, "file": file, "offset": offset,
+                              "count": count, "more_body": True})
+            _check_unchanged(self.fd, self.version)  # an fstat: no need for a thread
+            offset += count
+
+
+class _Descriptor:
+    """What ``http.response.zerocopysend`` wants: an object with ``fileno()``.
+    The descriptor stays ours: the response closes it, the server does not."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+def _check_unchanged(fd: int, version: tuple[int, int]) -> None:
+    st = os.fstat(fd)
+    if (st.st_size, st.st_mtime_ns) != version:
+        raise FileChangedError(
+            f"the file changed during the download (size {version[0]} -> {st.st_size}); "
+            "the response was cut")
 
 
 def _read_unchanged(fd: int, count: int, offset: int, version: tuple[int, int]) -> bytes:
     """Read ``count`` bytes at ``offset`` and check, after the read, that the
     file is still the version the headers describe (see the module docstring)."""
     chunk = os.pread(fd, count, offset)
-    st = os.fstat(fd)
-    if len(chunk) != count or (st.st_size, st.st_mtime_ns) != version:
-        raise FileChangedError(
-            f"the file changed during the download (size {version[0]} -> {st.st_size}); "
-            "the response was cut")
+    _check_unchanged(fd, version)
+    if len(chunk) != count:
+        raise FileChangedError(f"the file is shorter than {version[0]} bytes now; "
+                               "the response was cut")
     return chunk
 
 
-async def _nothing() -> AsyncIterator[bytes]:
+async def _nothing() -> AsyncIterator[bytes | ServerSend]:
     return
     yield  # pragma: no cover (makes this an async generator)
 
