@@ -16,7 +16,9 @@ serves (the directory defaults to the current one):
   streamed to disk as it arrives;
 * ``/upload/{ID}/progress``: Server-Sent Events with the bytes received so
   far of upload ``ID``, then ``done`` or ``failed``;
-* ``/page/upload``: pick a file, watch its progress bar fill.
+* ``/page/upload``: pick a file, watch its progress bar fill;
+* ``POST /transform``: NDJSON in, NDJSON out, one answer line per request
+  line as soon as it arrives (request and response stream at once).
 """
 
 from __future__ import annotations
@@ -43,11 +45,15 @@ from starlette.routing import Route
 from streaming import (
     EventSourceResponse,
     FileResponse,
+    NDJSONResponse,
     RequestBody,
     RequestBodyError,
     ServerSentEvent,
     StreamingResponse,
 )
+from streaming.driver import RequestStream
+from streaming.exceptions import InvalidJSONError
+from streaming.request_body import parse_json
 from streaming.uploads import UploadResult, UploadSink, multipart_parts
 
 #: Bytes a ZIP entry is read and written in; also the most the ZIP stream holds.
@@ -216,6 +222,37 @@ class UploadProgress:
             await changed.wait()
 
 
+#: The longest NDJSON line /transform accepts (a longer one is a 400 line).
+MAX_LINE = 64 * 1024
+
+
+async def ndjson_lines(chunks: AsyncIterator[bytes] | RequestBody) -> AsyncIterator[bytes]:
+    """The lines of an NDJSON body as they complete, each at most ``MAX_LINE``
+    bytes (held: one line and one chunk)."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        if len(pending) > MAX_LINE:
+            raise InvalidJSONError(f"a line is longer than {MAX_LINE} bytes")
+        for line in lines:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
+
+
+async def transformed(body: RequestBody) -> AsyncIterator[object]:
+    """One answer per request line, sent before the next line is read."""
+    async for line in ndjson_lines(body):
+        try:
+            item = parse_json(line)
+        except InvalidJSONError as exc:
+            yield {"error": exc.detail}
+            continue
+        yield {"received": item, "length": len(line)}
+
+
 def safe_name(filename: str) -> str | None:
     """A file name from a client as a plain name, or ``None``: the last path
     component, no leading dot, no control characters, at most 255 bytes."""
@@ -345,11 +382,20 @@ def create_app(root: Path | None = None, *, max_upload: int = 1024**3,
     async def upload_page(request: Request) -> Response:
         return HTMLResponse(UPLOAD_PAGE)
 
+    async def transform(request: Request) -> Answer:
+        # The driver forwards the request body to `incoming` while the
+        # response streams; RequestBody reads it from there, within limits.
+        incoming = RequestStream()
+        body = RequestBody(request.scope, incoming.receive, max_size=max_upload,
+                           idle_timeout=idle_timeout, read_timeout=None)
+        return NDJSONResponse(transformed(body), request_stream=incoming)
+
     return Starlette(routes=[
         Route("/upload/{name}", put_upload, methods=["PUT"]),
         Route("/upload", post_upload, methods=["POST"]),
         Route("/upload/{id}/progress", upload_progress),
         Route("/page/upload", upload_page),
+        Route("/transform", transform, methods=["POST"]),
         Route("/files/{name}", download, methods=["GET", "HEAD"]),
         Route("/export.csv", export),
         Route("/bundle.zip", bundle),

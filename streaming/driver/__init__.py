@@ -14,6 +14,7 @@ handle both the same way, so there is one disconnect path, not one per version.
 """
 
 from streaming.driver.core import Driver, ServerSend, StreamPolicy
+from streaming.driver.request import RequestStream
 from streaming.driver.sources import ContentStream, open_source
 
-__all__ = ["ContentStream", "Driver", "ServerSend", "StreamPolicy", "open_source"]
+__all__ = ["ContentStream", "Driver", "RequestStream", "ServerSend", "StreamPolicy", "open_source"]

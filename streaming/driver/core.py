@@ -16,6 +16,7 @@ from anyio.lowlevel import checkpoint
 from streaming._checks import check_seconds
 from streaming._types import Message, RawHeaders, Receive, Send
 from streaming.driver.batching import Batcher
+from streaming.driver.request import RequestStream
 from streaming.driver.sources import ThreadedIterator, close_source, producer_busy
 from streaming.exceptions import ContentTypeError, StreamingConfigError, StreamingWarning
 from streaming.formats import Format, status_for
@@ -116,6 +117,7 @@ class Driver:
         "_policy",
         "_quiet_since",
         "_receive",
+        "_request",
         "_scope",
         "_seen",
         "_send",
@@ -135,8 +137,10 @@ class Driver:
         status: int,
         headers: RawHeaders,
         policy: StreamPolicy,
+        request: RequestStream | None = None,
     ) -> None:
         self._receive = receive
+        self._request = request
         self._send = send
         self._fmt = fmt
         self._start: Message = {"type": "http.response.start", "status": status, "headers": headers}
@@ -247,8 +251,8 @@ class Driver:
         Cancelling ``receive()`` at a timer loses nothing: servers hold
         messages until they are received (uvicorn waits on an event), and
         Starlette's ``Request.is_disconnected`` relies on the same. Request body
-        messages are drained and dropped: a streaming response does not read
-        the request body (read it before returning the response)."""
+        messages go to the producer's ``RequestStream`` if the response has
+        one (``streaming/driver/request.py``), else they are dropped."""
         receive = self._receive
         try:
             while True:
@@ -263,10 +267,26 @@ class Driver:
                         continue
                 if message["type"] == "http.disconnect":
                     break
+                if self._request is not None and message["type"] == "http.request":
+                    await self._forward(self._request, message)
         except OSError:
             pass
         self._listening = False
         self._client_left()
+        if self._request is not None:
+            # After stop(): the producer is cancelled, not told of a cut body.
+            self._request.close()
+
+    async def _forward(self, request: RequestStream, message: Message) -> None:
+        # Wait for the producer to take the message (bounded memory), firing
+        # the timers that fall due meanwhile. A send cancelled by a timer has
+        # not delivered the message, so it is simply tried again.
+        while True:
+            with anyio.CancelScope(deadline=self._next_due()) as timer:
+                await request.forward(message)
+            if not timer.cancelled_caught:
+                return
+            await self._fire_timers()
 
     async def _stop_listening(self, scope: anyio.CancelScope) -> None:
         # Once the response is complete, a server answers receive() with

@@ -26,7 +26,7 @@ import anyio
 from streaming._compat import ResponseBase
 from streaming._types import BackgroundTask, OutcomeCallback, RawHeaders, Receive, Scope, Send
 from streaming.drain import Drain
-from streaming.driver import ContentStream, Driver, StreamPolicy, open_source
+from streaming.driver import ContentStream, Driver, RequestStream, StreamPolicy, open_source
 from streaming.exceptions import (
     InvalidContentError,
     ResponseReusedError,
@@ -74,6 +74,7 @@ class StreamingResponse(ResponseBase):
         drain: Drain | None = None,
         on_outcome: OutcomeCallback | None = None,
         format: Format | None = None,
+        request_stream: RequestStream | None = None,
     ) -> None:
         self.body_iterator = self._check_content(content)
         self.status_code = _check_status(status_code)
@@ -89,6 +90,8 @@ class StreamingResponse(ResponseBase):
         self.format: Format = self._default_format() if format is None else format
         self.drain = drain
         self.on_outcome = on_outcome
+        #: Where the driver forwards the request body while the response streams.
+        self.request_stream = request_stream
         self.raw_headers: RawHeaders = build_raw_headers(headers, self.media_type, self.charset)
         self._outcome: Outcome | None = None
         self._outcome_ready: anyio.Event | None = None
@@ -152,7 +155,7 @@ class StreamingResponse(ResponseBase):
             raise ResponseReusedError(f"this {type(self).__name__} has already been sent")
         self._called = True
         driver = Driver(receive, send, self.format, self.status_code, self.raw_headers,
-                        self.policy)
+                        self.policy, self.request_stream)
         await self._finish(await self._observed(scope, driver, lambda: self._run(scope, driver)))
 
     async def _observed(self, scope: Scope, driver: Driver,
