@@ -108,7 +108,8 @@ def test_a_client_leaving_closes_the_file(served: tuple[str, Path, int]) -> None
     _wait_until_closed(pid, sparse)  # an earlier test's download may be finishing
     with httpx.Client(timeout=30) as client, client.stream(
             "GET", f"{url}/files/sparse.bin") as response:
-        next(response.iter_bytes())
+        chunks = response.iter_bytes()  # kept: a dropped generator closes the response
+        next(chunks)
         assert _open_copies(pid, sparse) == 1
     # Closing the response mid-body closes the connection; the server
     # notices and the driver closes the body, and with it the file.
@@ -142,6 +143,38 @@ def test_zip_built_on_the_fly(served: tuple[str, Path, int]) -> None:
         assert archive.namelist() == ["data.bin", "notes.txt"]
         assert archive.read("data.bin") == DATA
         assert archive.read("notes.txt") == (root / "notes.txt").read_bytes()
+
+
+def test_zip_of_a_large_file_in_constant_memory_and_no_temporary_file(
+        served: tuple[str, Path, int]) -> None:
+    url, root, pid = served
+    big = root / "big.bin"
+    if not big.exists():
+        with open(big, "wb") as f:  # 64 MiB of random bytes: deflate cannot shrink them
+            for _ in range(64):
+                f.write(os.urandom(1024 * 1024))
+    before = _status(pid)["VmHWM"]
+    size = 0
+    with httpx.stream("GET", f"{url}/bundle.zip?names=big.bin", timeout=60) as response:
+        for chunk in response.iter_raw():
+            if not size:  # while it streams: the only file open is the source
+                assert _open_files(pid, root) == [str(big)]
+            size += len(chunk)
+    assert size > 64 * 1024 * 1024
+    growth_kib = _status(pid)["VmHWM"] - before
+    assert growth_kib < 10 * 1024, f"server RSS peak grew by {growth_kib} KiB"
+
+
+def _open_files(pid: int, root: Path) -> list[str]:
+    """Regular files process ``pid`` has open, other than its own modules."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("/") and not target.startswith(("/dev/", "/proc/")) \
+                    and os.path.isfile(target):
+                found.append(target)
+    return sorted(found)
 
 
 def test_paths_stay_inside_the_directory(served: tuple[str, Path, int]) -> None:

@@ -155,15 +155,15 @@ class FileResponse(StreamingResponse):
         if self._called:
             raise ResponseReusedError(f"this {type(self).__name__} has already been sent")
         self._called = True
-        fd = await anyio.to_thread.run_sync(_open_regular_file, self.path)
+        fd, st, head = await anyio.to_thread.run_sync(
+            _open_regular_file, self.path, self._prefetch(scope))
         try:
-            st = os.fstat(fd)
             self._set_stat_headers(st)
             method = "HEAD" if self.send_header_only else str(scope.get("method", "GET"))
             decision = decide(method, request_headers(scope), st.st_size, _etag(st),
                               st.st_mtime, status=self.status_code)
             body_source = _FileBody(fd, st, self.chunk_size, self._server_send(scope, decision),
-                                    self._absolute_path)
+                                    self._absolute_path, head)
             status, headers, body = self._plan(decision, st, body_source)
             driver = Driver(receive, send, self.format, status, headers, self.policy)
             head = method.upper() == "HEAD"
@@ -172,6 +172,19 @@ class FileResponse(StreamingResponse):
         finally:
             os.close(fd)  # the body generator is closed by the driver before this
         await self._finish(outcome)
+
+    def _prefetch(self, scope: Scope) -> int:
+        """How many bytes to read with the open, in the same worker-thread call:
+        a chunk for a plain GET that will read the file from its start (a
+        small file then costs one thread round trip, not two), else none."""
+        if self.send_header_only or scope.get("method") != "GET":
+            return 0
+        extensions = scope.get("extensions") or {}
+        if self.zero_copy and (_ZEROCOPY in extensions or _PATHSEND in extensions):
+            return 0
+        if any(name == b"range" for name, _ in scope.get("headers", ())):
+            return 0
+        return self.chunk_size
 
     def _server_send(self, scope: Scope, decision: Decision) -> str | None:
         """The zero-copy extension to use, if the server offers one: zerocopysend
@@ -228,19 +241,22 @@ class _FileBody:
     the server send from the file itself (``sendfile``)."""
 
     def __init__(self, fd: int, st: os.stat_result, chunk_size: int,
-                 server_send: str | None, path: str) -> None:
+                 server_send: str | None, path: str, head: bytes = b"") -> None:
         self.fd = fd
         self.version = (st.st_size, st.st_mtime_ns)
         self.identity = (st.st_dev, st.st_ino)
         self.chunk_size = chunk_size
         self.server_send = server_send
         self.path = path
+        self.head = head  # the file's first bytes, read with the open
 
     async def whole(self) -> AsyncIterator[bytes | ServerSend]:
         if self.server_send == _PATHSEND and await anyio.to_thread.run_sync(self._path_is_ours):
             yield ServerSend({"type": _PATHSEND, "path": self.path}, ends_body=True)
             return
-        async for piece in self.pieces([ByteRange(0, self.version[0] - 1)]):
+        if self.head:
+            yield self.head
+        async for piece in self.pieces([ByteRange(len(self.head), self.version[0] - 1)]):
             yield piece
 
     def _path_is_ours(self) -> bool:
@@ -336,17 +352,29 @@ async def _nothing() -> AsyncIterator[bytes | ServerSend]:
     yield  # pragma: no cover (makes this an async generator)
 
 
-def _open_regular_file(path: str | os.PathLike[str]) -> int:
+def _open_regular_file(path: str | os.PathLike[str], prefetch: int,
+                       ) -> tuple[int, os.stat_result, bytes]:
+    """Open ``path`` (a regular file, else ``FileResponseError``), ``fstat``
+    it, and read its first ``prefetch`` bytes: one worker-thread call."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise FileResponseError(f"File at path {os.fspath(path)} does not exist.") from None
     except IsADirectoryError:
         raise FileResponseError(f"File at path {os.fspath(path)} is not a file.") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise FileResponseError(f"File at path {os.fspath(path)} is not a file.")
-    return fd
+    head = b""
+    if prefetch:
+        head = os.pread(fd, min(prefetch, st.st_size), 0)
+        after = os.fstat(fd)  # as _read_unchanged: the bytes are of the fstat's version
+        if len(head) != min(prefetch, st.st_size) or (
+                (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns)):
+            os.close(fd)
+            raise FileChangedError(f"the file at {os.fspath(path)} changed while it was opened")
+    return fd, st, head
 
 
 def _etag(st: os.stat_result) -> str:
