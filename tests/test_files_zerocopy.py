@@ -37,20 +37,22 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server(kind: str, root: Path) -> Iterator[str]:
-    """Start ``kind`` serving tests.zerocopy_app; yield its URL; stop it by pid."""
+def server(kind: str, root: Path, app: str = "tests.zerocopy_app:create_app") -> Iterator[str]:
+    """Start ``kind`` (``anycorn-asyncio``, ``anycorn-trio``, ``granian`` or
+    ``uvicorn``) serving the factory ``app`` for the directory ``root``; yield
+    its URL; stop it by pid."""
     env = {**os.environ, "STREAMING_FILES_DIR": str(root)}
     port = _free_port()
     if kind.startswith("anycorn"):
         worker = kind.partition("-")[2]
-        command = [sys.executable, "-m", "anycorn", "tests.zerocopy_app:create_app()",
+        command = [sys.executable, "-m", "anycorn", f"{app}()",
                    "--bind", f"127.0.0.1:{port}", "--worker-class", worker]
     elif kind == "granian":
         command = [str(Path(sys.executable).parent / "granian"), "--interface", "asgi",
                    "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                   "--no-log", "tests.zerocopy_app:create_app"]
+                   "--no-log", app]
     else:
-        command = [sys.executable, "-m", "uvicorn", "--factory", "tests.zerocopy_app:create_app",
+        command = [sys.executable, "-m", "uvicorn", "--factory", app,
                    "--port", str(port), "--log-level", "warning"]
     child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     try:

@@ -1,16 +1,17 @@
 """Request and response streaming at once: the producer reads the request body
 (forwarded by the driver's listener) while its response streams.
 
-In-process with hand-written receive/send, then on a real uvicorn with an h11
-client that sends one NDJSON line at a time and reads each answer before it
-sends the next.
+In-process with hand-written receive/send, then on real servers (uvicorn,
+anycorn, Granian) with an h11 client that sends one NDJSON line at a time and
+reads each answer before it sends the next.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -23,6 +24,7 @@ from streaming._types import Message
 from streaming.driver import RequestStream
 from streaming.exceptions import StreamingConfigError
 from tests.servers import UvicornThread
+from tests.test_files_zerocopy import server
 
 SCOPE = {"type": "http", "method": "POST", "path": "/", "headers": [],
          "asgi": {"version": "3.0", "spec_version": "2.3"}}
@@ -134,10 +136,11 @@ def test_buffered_must_be_positive() -> None:
         RequestStream(buffered=0)
 
 
-def test_ndjson_transform_on_uvicorn_with_a_client_that_reads_as_it_sends(
-        tmp_path: Path) -> None:
-    with UvicornThread(create_app(tmp_path)) as server:
-        host, port = server.url.removeprefix("http://").split(":")
+@pytest.mark.parametrize("kind", ["uvicorn", "anycorn-trio", "granian"])
+def test_ndjson_transform_with_a_client_that_reads_as_it_sends(kind: str,
+                                                                tmp_path: Path) -> None:
+    with _serving(kind, tmp_path) as url:
+        host, port = url.removeprefix("http://").split(":")
         conn = h11.Connection(h11.CLIENT)
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(conn.send(h11.Request(method="POST", target="/transform", headers=[
@@ -154,6 +157,16 @@ def test_ndjson_transform_on_uvicorn_with_a_client_that_reads_as_it_sends(
     assert "error" in json.loads(answers[1])
     assert json.loads(answers[2]) == {"received": {"n": [3]}, "length": 10}
     assert rest == b""
+
+
+@contextmanager
+def _serving(kind: str, root: Path) -> Iterator[str]:
+    if kind == "uvicorn":  # in this process, the way most tests run it
+        with UvicornThread(create_app(root)) as running:
+            yield running.url
+    else:
+        with server(kind, root, "examples.files:create_app") as url:
+            yield url
 
 
 def _next_event(conn: h11.Connection, sock: socket.socket) -> object:
