@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from streaming import EndReason, FileChangedError, FileResponse, FileResponseError
+from streaming import EndReason, FileChangedError, FileResponse, FileResponseError, Outcome
 from streaming._types import Receive, Scope, Send
 from streaming.responses.file import content_disposition
 from streaming.testing import StreamingClient
@@ -206,9 +206,17 @@ async def run_recording(response: FileResponse, scope: Scope,
     return sent
 
 
+async def _outcome_of(path: Path, extension: str) -> Outcome:
+    response = FileResponse(path)
+    await run_recording(response, scope_offering(extension))
+    assert response.outcome is not None
+    return response.outcome
+
+
 async def test_pathsend_is_the_whole_body_and_the_last_message(path: Path) -> None:
     sent = await run_recording(FileResponse(path), scope_offering("http.response.pathsend"))
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
+    assert len(DATA) == (await _outcome_of(path, "http.response.pathsend")).bytes_sent
     assert sent[1]["path"] == str(path)
     ranged = await run_recording(FileResponse(path), scope_offering(
         "http.response.pathsend", [(b"range", b"bytes=0-9")]))
@@ -223,10 +231,12 @@ def sparse(path: Path, size: int = 20 * 1024 * 1024) -> None:
 async def test_zerocopysend_in_slices(tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     sparse(big)
-    sent = await run_recording(FileResponse(big), scope_offering("http.response.zerocopysend"))
+    response = FileResponse(big)
+    sent = await run_recording(response, scope_offering("http.response.zerocopysend"))
     pieces = [(m["offset"], m["count"]) for m in sent if m["type"] == "http.response.zerocopysend"]
     mib = 1024 * 1024
     assert pieces == [(0, 8 * mib), (8 * mib, 8 * mib), (16 * mib, 4 * mib)]
+    assert response.outcome is not None and response.outcome.bytes_sent == 20 * mib
     assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
 
 

@@ -82,10 +82,15 @@ class ServerSend:
     ``http.response.zerocopysend`` (a file descriptor, offset and count) or
     ``http.response.pathsend`` (a whole file by path, which ends the body:
     ``ends_body``). A producer yields one instead of bytes; the driver passes
-    ``message`` to ``send()`` as it is, counted like any chunk."""
+    ``message`` to ``send()`` as it is, counted like any chunk of ``size``
+    bytes (``len()`` of it, as of bytes)."""
 
     message: Message
+    size: int
     ends_body: bool = False
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class _ClientGone(Exception):
@@ -387,7 +392,7 @@ class Driver:
                     body = item
                 elif type(item) is ServerSend:  # a server-side file send: rare, large
                     await self._send_body(item)
-                    sent = self._chunks
+                    sent, nbytes = self._chunks, self._bytes
                     continue
                 else:
                     body = encode(item)
@@ -420,6 +425,7 @@ class Driver:
         except OSError as exc:
             raise _ClientGone from exc
         self._chunks += 1
+        self._bytes += piece.size
         self._complete = piece.ends_body
 
     async def _finish_body(self) -> None:

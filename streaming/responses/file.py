@@ -155,7 +155,7 @@ class FileResponse(StreamingResponse):
         if self._called:
             raise ResponseReusedError(f"this {type(self).__name__} has already been sent")
         self._called = True
-        fd, st, head = await anyio.to_thread.run_sync(
+        fd, st, prefetched = await anyio.to_thread.run_sync(
             _open_regular_file, self.path, self._prefetch(scope))
         try:
             self._set_stat_headers(st)
@@ -163,7 +163,7 @@ class FileResponse(StreamingResponse):
             decision = decide(method, request_headers(scope), st.st_size, _etag(st),
                               st.st_mtime, status=self.status_code)
             body_source = _FileBody(fd, st, self.chunk_size, self._server_send(scope, decision),
-                                    self._absolute_path, head)
+                                    self._absolute_path, prefetched)
             status, headers, body = self._plan(decision, st, body_source)
             driver = Driver(receive, send, self.format, status, headers, self.policy)
             head = method.upper() == "HEAD"
@@ -252,7 +252,8 @@ class _FileBody:
 
     async def whole(self) -> AsyncIterator[bytes | ServerSend]:
         if self.server_send == _PATHSEND and await anyio.to_thread.run_sync(self._path_is_ours):
-            yield ServerSend({"type": _PATHSEND, "path": self.path}, ends_body=True)
+            yield ServerSend({"type": _PATHSEND, "path": self.path}, self.version[0],
+                             ends_body=True)
             return
         if self.head:
             yield self.head
@@ -310,7 +311,7 @@ class _FileBody:
         while offset < end:
             count = min(ZERO_COPY_SLICE, end - offset)
             yield ServerSend({"type": _ZEROCOPY, "file": file, "offset": offset,
-                              "count": count, "more_body": True})
+                              "count": count, "more_body": True}, count)
             _check_unchanged(self.fd, self.version)  # an fstat: no need for a thread
             offset += count
 
