@@ -44,7 +44,7 @@ async def page(request: Request) -> Response:
     return HTMLResponse(PAGE)
 
 
-async def events(request: Request) -> Response:
+async def events(request: Request) -> Response | EventSourceResponse:
     room = request.path_params["room"]
     try:
         subscriber = hub.subscriber(f"room:{room}")
