@@ -106,6 +106,7 @@ class Hub:
         self._topics: dict[str, LocalTopic] = {}
         self._subscriptions: set[Subscription] = set()
         self._operations: MemoryObjectSendStream[_Operation] | None = None
+        self._event_class: Callable[[], anyio.Event] = anyio.Event
         self._context: AbstractAsyncContextManager[None] | None = None
 
     # -- running ---------------------------------------------------------------
@@ -142,6 +143,9 @@ class Hub:
         async with (self.backend.open(self, self.history, self.history_ttl),
                     anyio.create_task_group() as group):
             group.start_soon(self._carry_out, receive)
+            # anyio.Event() looks up the running event loop on every call; the
+            # class it returns is the loop's own and can be called directly.
+            self._event_class = type(anyio.Event())
             self._operations = send
             try:
                 yield
@@ -202,7 +206,8 @@ class Hub:
         self._require_running()
         await self._check_allowed(scope, topics)
         resume = parse_last_event_id(last_event_id, topics)
-        subscription = Subscription(topics, self.max_queued_events, self.max_queued_bytes)
+        subscription = Subscription(topics, self.max_queued_events, self.max_queued_bytes,
+                                    self._event_class)
         held = [self._acquire(name) for name in topics]
         try:
             tops = await self._register(subscription, held)

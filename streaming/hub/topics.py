@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 
 import anyio
 
@@ -35,6 +36,7 @@ class Subscription:
     """The queue of frames waiting to be sent to one client."""
 
     __slots__ = (
+        "_event",
         "_max_bytes",
         "_max_events",
         "_wake",
@@ -46,7 +48,8 @@ class Subscription:
         "view",
     )
 
-    def __init__(self, topics: tuple[str, ...], max_events: int, max_bytes: int) -> None:
+    def __init__(self, topics: tuple[str, ...], max_events: int, max_bytes: int,
+                 event: Callable[[], anyio.Event] = anyio.Event) -> None:
         self.topics = topics
         #: The position of the last queued event in each topic (several topics only).
         self.view: dict[str, Position] = {}
@@ -56,6 +59,9 @@ class Subscription:
         self.final: object = None
         self._wake: anyio.Event | None = None
         self._max_events, self._max_bytes = max_events, max_bytes
+        #: Makes the wake-up event: the event loop's own ``anyio.Event`` class,
+        #: which skips finding the running loop on every wait (see ``Hub``).
+        self._event = event
 
     def push(self, frame: bytes) -> None:
         if self.ended is not None:
@@ -64,8 +70,9 @@ class Subscription:
         self.size += len(frame)
         if len(self.frames) > self._max_events or self.size > self._max_bytes:
             self.end(Ended.OVERFLOW)
-        elif self._wake is not None:
-            self._wake.set()
+        elif (wake := self._wake) is not None:
+            self._wake = None
+            wake.set()
 
     def push_entry(self, topic: str, entry: Entry) -> None:
         self.view[topic] = entry.position
@@ -83,8 +90,9 @@ class Subscription:
         self.ended, self.final = why, final
         if why is Ended.OVERFLOW:
             self.frames, self.size = [], 0
-        if self._wake is not None:
-            self._wake.set()
+        if (wake := self._wake) is not None:
+            self._wake = None
+            wake.set()
 
     def stop_for_drain(self, final: object) -> None:
         self.end(Ended.DRAINED, final)
@@ -93,11 +101,8 @@ class Subscription:
         """The queued frames, waiting until there is one or the subscription
         ended (then possibly none)."""
         while not self.frames and self.ended is None:
-            self._wake = anyio.Event()
-            try:
-                await self._wake.wait()
-            finally:
-                self._wake = None
+            wake = self._wake = self._event()
+            await wake.wait()   # whoever sets it also clears ``_wake``
         frames = self.frames
         self.frames, self.size = [], 0
         return frames
