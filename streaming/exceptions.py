@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from streaming.outcome import EndReason
+
 
 class StreamingError(Exception):
     """Base class of every exception raised by `streaming` itself."""
@@ -282,11 +284,27 @@ class EventTooLargeError(StreamingError, ValueError):
     receive it."""
 
 
-class SubscriberOverflow(StreamingError):
+class StreamEnded(StreamingError):
+    """Raised by a producer that ends its own stream for a reason the driver
+    records as the outcome's ``reason`` (an ``EndReason``): the driver sends
+    ``final`` (if any) and the terminator, a clean end with no error marker
+    and nothing logged. The hub's ``SubscriberOverflow`` is one."""
+
+    def __init__(self, message: str, reason: EndReason, final: bytes = b"") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.final = final
+
+
+class SubscriberOverflow(StreamEnded):
     """Raised inside a hub subscriber's producer when the subscriber fell so far
-    behind that its bounded queue overflowed. The stream ends; the client
-    reconnects with its ``Last-Event-ID`` and resumes from the hub's history.
-    Nobody else waited for it."""
+    behind that its bounded queue overflowed. The stream ends cleanly
+    (``EndReason.SUBSCRIBER_OVERFLOW``); the client reconnects with its
+    ``Last-Event-ID`` and resumes from the hub's history. Nobody else waited
+    for it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EndReason.SUBSCRIBER_OVERFLOW)
 
 
 class SlotStoreUnavailable(StreamingError):

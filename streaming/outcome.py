@@ -23,6 +23,10 @@ class EndReason(enum.Enum):
     SEND_TIMEOUT = "send_timeout"
     #: A drain (server shutdown) ended the stream with a final message.
     DRAINED = "drained"
+    #: A hub subscriber fell so far behind that its bounded queue overflowed;
+    #: the stream ended cleanly so the client reconnects and resumes from the
+    #: hub's history (``streaming.hub``; the producer raised ``SubscriberOverflow``).
+    SUBSCRIBER_OVERFLOW = "subscriber_overflow"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -196,3 +196,49 @@ def test_the_hub_needs_no_redis_client_until_a_redis_backend_is_made() -> None:
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
     assert "the 'redis' extra" in result.stdout, result.stderr
+
+
+async def test_a_local_topic_applies_entries_in_order_once() -> None:
+    from streaming.hub.backend import History
+    from streaming.hub.topics import LocalTopic, Subscription
+
+    topic = LocalTopic("t", cache=8)
+    one, both = Subscription(("t",), 100, 1 << 20), Subscription(("t", "u"), 100, 1 << 20)
+    both.view = {"t": Position("e", 0), "u": Position("f", 4)}
+    topic.add(one)
+    topic.add(both)
+    assert topic.start(Position("e", 0))
+    entries = {n: Entry(Position("e", n), f"data: {n}\n\n".encode()) for n in range(1, 6)}
+    assert [topic.apply(entries[n]) for n in (1, 2, 2, 1, 3)] == [True] * 5   # duplicates dropped
+    assert topic.apply(entries[5]) is False                                   # a gap: resync
+    assert topic.apply(Entry(Position("x", 1), b"data: new\n\n")) is False    # another epoch
+    topic.catch_up(History(Position("e", 5), (entries[4], entries[5]), True))
+    topic.catch_up(History(Position("g", 9), (Entry(Position("g", 9), b"data: g\n\n"),), False))
+    parsed = SSEParser().feed(b"".join(one.frames))
+    assert [(e.event, e.id, e.data) for e in parsed] == [
+        (None, "e-1", "1"), (None, "e-2", "2"), (None, "e-3", "3"), (None, "e-4", "4"),
+        (None, "e-5", "5"), (RESET_EVENT, "g-8", "t"), (None, "g-9", "g")]
+    ids = [e.id for e in SSEParser().feed(b"".join(both.frames))]
+    assert [parse_last_event_id(i, ("t", "u"))["t"].format() for i in ids] == [
+        "e-1", "e-2", "e-3", "e-4", "e-5", "g-8", "g-9"]
+    assert {parse_last_event_id(i, ("t", "u"))["u"] for i in ids} == {Position("f", 4)}
+    # A topic that had seen nothing adopts a new epoch without a reset.
+    fresh = LocalTopic("n", cache=0)
+    fresh.start(Position("old", 0))
+    assert fresh.apply(Entry(Position("new", 1), b"data: x\n\n")) and fresh.position == Position("new", 1)
+
+
+async def test_a_subscription_queue_overflows_by_events_and_by_bytes() -> None:
+    from streaming.hub.topics import Ended, Subscription
+
+    by_events, by_bytes = Subscription(("t",), 3, 1 << 20), Subscription(("t",), 100, 1024)
+    for _ in range(3):
+        by_events.push(b"x" * 10)
+    assert by_events.ended is None and len(by_events.frames) == 3
+    by_events.push(b"x")
+    by_bytes.push(b"x" * 1000)
+    by_bytes.push(b"x" * 100)
+    for queue in (by_events, by_bytes):
+        assert queue.ended is Ended.OVERFLOW and queue.frames == [] and queue.size == 0
+        queue.push(b"late")                          # ignored once ended
+        assert queue.frames == [] and await queue.wait_for_frames() == []

@@ -18,7 +18,12 @@ from streaming._types import Message, RawHeaders, Receive, Send
 from streaming.driver.batching import Batcher
 from streaming.driver.request import RequestStream
 from streaming.driver.sources import ThreadedIterator, close_source, producer_busy
-from streaming.exceptions import ContentTypeError, StreamingConfigError, StreamingWarning
+from streaming.exceptions import (
+    ContentTypeError,
+    StreamEnded,
+    StreamingConfigError,
+    StreamingWarning,
+)
 from streaming.formats import Format, status_for
 from streaming.outcome import EndReason, Outcome
 
@@ -185,6 +190,8 @@ class Driver:
                     self._client_left()
                 except ContentTypeError as exc:
                     await self._fail(ContentTypeError(exc.chunk, self._chunks))
+                except StreamEnded as exc:  # the producer's own reason: a clean end
+                    self.stop(exc.reason, exc.final)
                 except Exception as exc:
                     await self._fail(exc)
                 await self._stop_listening(group.cancel_scope)
