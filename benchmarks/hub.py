@@ -123,8 +123,9 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def measure(setup: str, subscribers: int, seconds: float, workers: int = 1,
-                  redis_url: str | None = None) -> Result:
+def start_server(setup: str, workers: int, redis_url: str | None
+                 ) -> tuple[subprocess.Popen[bytes], int]:
+    """uvicorn on a socket bound here (the port is known before it starts)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4096)
@@ -137,6 +138,12 @@ async def measure(setup: str, subscribers: int, seconds: float, workers: int = 1
                "--http", "httptools", "--backlog", "4096", "--workers", str(workers)]
     server = subprocess.Popen(command, cwd=ROOT, pass_fds=[listener.fileno()], env=env)
     listener.close()
+    return server, port
+
+
+async def measure(setup: str, subscribers: int, seconds: float, workers: int = 1,
+                  redis_url: str | None = None) -> Result:
+    server, port = start_server(setup, workers, redis_url)
     publisher = None
     try:
         if redis_url:

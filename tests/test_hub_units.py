@@ -225,7 +225,8 @@ async def test_a_local_topic_applies_entries_in_order_once() -> None:
     # A topic that had seen nothing adopts a new epoch without a reset.
     fresh = LocalTopic("n", cache=0)
     fresh.start(Position("old", 0))
-    assert fresh.apply(Entry(Position("new", 1), b"data: x\n\n")) and fresh.position == Position("new", 1)
+    assert fresh.apply(Entry(Position("new", 1), b"data: x\n\n"))
+    assert fresh.position == Position("new", 1)
 
 
 async def test_a_subscription_queue_overflows_by_events_and_by_bytes() -> None:
