@@ -5,7 +5,10 @@ socket, so the test controls every frame, RST_STREAM included.
 - Events stream: the first DATA frame comes while the producer still waits.
 - No connection-specific header (RFC 9113 8.2.2: ``Connection``,
   ``Keep-Alive``, ``Proxy-Connection``, ``Transfer-Encoding``, ``Upgrade``)
-  is ever sent; h2 itself would reject a response carrying one.
+  reaches the client; h2 itself would reject a response carrying one.
+  hypercorn drops such headers from what an app sends, so that we send none
+  is asserted where a server passes them through: over HTTP/1.1 with uvicorn
+  (tests/test_proxy.py, tests/test_compare_sse.py).
 - RST_STREAM on an open stream is a disconnect: the producer's ``finally``
   runs while the connection stays open.
 - httpx over HTTP/2 does not reset a stream when a response is closed: the

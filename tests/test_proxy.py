@@ -4,8 +4,9 @@ the README recommends, in front of uvicorn serving ``tests/matrix_app.py``.
 
 nginx keeps its default ``proxy_buffering on``. Our event streams send
 ``X-Accel-Buffering: no`` (and ``Cache-Control: no-cache``, no ``Connection``
-header), so events come through one by one. What buffering does to a plain
-stream nobody reads: nginx absorbs it (the producer runs on, nginx spools it
+header), and events come through one by one (nginx 1.22 forwards the chunks
+of a chunked response promptly to a client that reads, header or not). What
+buffering does to a stream nobody reads: nginx absorbs it (the producer runs on, nginx spools it
 to disk); with ``X-Accel-Buffering: no`` the client's backpressure reaches
 the app. A client
 that leaves nginx reaches our producer's ``finally``; keep-alive comments keep
