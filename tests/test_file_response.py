@@ -207,14 +207,17 @@ async def run_recording(response: FileResponse, scope: Scope,
 
 
 async def _outcome_of(path: Path, extension: str) -> Outcome:
-    response = FileResponse(path)
+    response = FileResponse(path, chunk_size=1024)
     await run_recording(response, scope_offering(extension))
     assert response.outcome is not None
     return response.outcome
 
 
 async def test_pathsend_is_the_whole_body_and_the_last_message(path: Path) -> None:
-    sent = await run_recording(FileResponse(path), scope_offering("http.response.pathsend"))
+    # chunk_size below the file's size: a file that fits in the first read is
+    # sent as bytes with the open (test_small_file_is_sent_as_bytes_anyway).
+    sent = await run_recording(FileResponse(path, chunk_size=1024),
+                               scope_offering("http.response.pathsend"))
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
     assert len(DATA) == (await _outcome_of(path, "http.response.pathsend")).bytes_sent
     assert sent[1]["path"] == str(path)
@@ -234,10 +237,18 @@ async def test_zerocopysend_in_slices(tmp_path: Path) -> None:
     response = FileResponse(big)
     sent = await run_recording(response, scope_offering("http.response.zerocopysend"))
     pieces = [(m["offset"], m["count"]) for m in sent if m["type"] == "http.response.zerocopysend"]
-    mib = 1024 * 1024
-    assert pieces == [(0, 8 * mib), (8 * mib, 8 * mib), (16 * mib, 4 * mib)]
+    mib, head = 1024 * 1024, FileResponse.chunk_size  # the first chunk came with the open
+    assert sent[1] == {"type": "http.response.body", "body": bytes(head), "more_body": True}
+    assert pieces == [(head, 8 * mib), (head + 8 * mib, 8 * mib),
+                      (head + 16 * mib, 4 * mib - head)]
     assert response.outcome is not None and response.outcome.bytes_sent == 20 * mib
     assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def test_small_file_is_sent_as_bytes_anyway(path: Path) -> None:
+    for extension in ("http.response.pathsend", "http.response.zerocopysend"):
+        sent = await run_recording(FileResponse(path), scope_offering(extension))
+        assert [m.get("body") for m in sent[1:]] == [DATA, b""]
 
 
 async def test_file_changed_during_zerocopysend_cuts_the_body(tmp_path: Path) -> None:
