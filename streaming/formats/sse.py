@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,8 @@ from streaming.encoders.sse import (
 )
 from streaming.exceptions import SSEEncodingError, StreamingConfigError
 from streaming.formats.errors import describe_error, error_headers
+
+logger = logging.getLogger("streaming")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +41,9 @@ class SSEFormat:
     json_data: bool = False
     retry: int | None = None
     error_event: str | None = "error"
+    #: Called for each keep-alive; its item is encoded as any produced item
+    #: (sse-starlette's ``ping_message_factory``). ``None``: a ``:ping`` comment.
+    ping_message: Callable[[], object] | None = None
     _end: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -52,6 +59,9 @@ class SSEFormat:
                 encode_event(ServerSentEvent(data="", event=self.error_event))
             except SSEEncodingError as exc:
                 raise StreamingConfigError(f"error_event: {exc}") from None
+        if self.ping_message is not None and not callable(self.ping_message):
+            raise StreamingConfigError(
+                f"ping_message must be a callable returning an item, not {self.ping_message!r}")
         object.__setattr__(self, "_end", self.sep + self.sep)
 
     def encode(self, item: Any) -> bytes:
@@ -70,6 +80,12 @@ class SSEFormat:
         return f"retry: {self.retry}{self.sep}".encode() + body
 
     def keepalive(self) -> bytes | None:
+        if self.ping_message is not None:
+            try:
+                return self.encode(self.ping_message())
+            except Exception:  # a keep-alive must not end the stream: say why, ping anyway
+                logger.exception("ping_message %r failed; sent a :ping comment instead",
+                                 self.ping_message)
         return encode_comment("ping", self.sep)
 
     def error_marker(self, error: BaseException) -> bytes | None:

@@ -14,19 +14,26 @@ Where it deliberately differs from ``sse_starlette.EventSourceResponse``:
   some clients dispatch an empty event);
 - a producer error after the first event becomes an ``event: error`` before the
   stream is cut; before it, a real HTTP error status with a JSON body.
+
+Its item shapes and options port: event dicts and event objects keep their
+meaning (``encoders/sse_shapes``); ``ping_message_factory`` and
+``client_close_handler_callable`` work as there; ``data_sender_callable``,
+``shutdown_event`` and ``shutdown_grace_period`` fail in the constructor with
+the equivalent named (the producer itself; a ``Drain``).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from streaming._types import BackgroundTask, OutcomeCallback, Scope
+from streaming._types import BackgroundTask, Message, OutcomeCallback, Scope
 from streaming.drain import Drain
 from streaming.driver import ContentStream, StreamPolicy
 from streaming.exceptions import InvalidContentError, StreamingConfigError
 from streaming.formats import Format, SSEFormat
+from streaming.outcome import EndReason, Outcome
 from streaming.responses.stream import StreamingResponse, check_content
 from streaming.resume import read_last_event_id
 
@@ -60,7 +67,7 @@ class EventSourceResponse(StreamingResponse):
         ping: float | None = 15.0,
         send_timeout: float | None = 30.0,
         retry: int | None = None,
-        sep: str = "\n",
+        sep: str | None = "\n",
         json_data: bool = False,
         error_event: str | None = "error",
         batch: bool = False,
@@ -69,14 +76,23 @@ class EventSourceResponse(StreamingResponse):
         drain: Drain | None = None,
         on_outcome: OutcomeCallback | None = None,
         format: Format | None = None,
+        ping_message_factory: Callable[[], object] | None = None,
+        client_close_handler_callable: Callable[[Message], Awaitable[None]] | None = None,
+        **sse_starlette_options: object,
     ) -> None:
+        _refuse(sse_starlette_options)
+        sep = "\n" if sep is None else sep  # sse-starlette: None is the default
         if format is None:
-            sse = SSEFormat(sep=sep, json_data=json_data, retry=retry, error_event=error_event)
+            sse = SSEFormat(sep=sep, json_data=json_data, retry=retry, error_event=error_event,
+                            ping_message=ping_message_factory)
             format = _DEFAULT if sse == _DEFAULT else sse
-        elif (sep, json_data, retry, error_event) != ("\n", False, None, "error"):
+        elif (sep, json_data, retry, error_event, ping_message_factory) != (
+                "\n", False, None, "error", None):
             raise StreamingConfigError(
-                "sep, json_data, retry and error_event are settings of the format: "
-                "give them to the SSEFormat passed as format=, not beside it")
+                "sep, json_data, retry, error_event and ping_message_factory are settings "
+                "of the format: give them to the SSEFormat passed as format=, not beside it")
+        if client_close_handler_callable is not None:
+            on_outcome = _on_close(client_close_handler_callable, on_outcome)
         self._ping = ping or None
         super().__init__(
             content,  # type: ignore[arg-type]  # a factory is resolved per request
@@ -105,6 +121,50 @@ class EventSourceResponse(StreamingResponse):
         if _takes_scope(content):  # a hub subscriber: authorization needs the request
             return check_content(content(self.last_event_id, scope=scope))
         return check_content(content(self.last_event_id))
+
+
+#: sse-starlette's options that have another shape here: what to use instead.
+_EQUIVALENTS = {
+    "data_sender_callable": (
+        "here the producer (content) is the one source of items: yield from it, or pass "
+        "the receive end of an anyio memory object stream as content and send into it "
+        "from the task that has the data"),
+    "shutdown_event": (
+        "pass drain=Drain(final=<farewell event>, grace=<seconds>) and use drain.lifespan as "
+        "the app's lifespan: on SIGTERM the drain ends the stream with the farewell; a "
+        "producer that wants to know can await drain.wait_for_drain()"),
+    "shutdown_grace_period": (
+        "the drain's grace is the equivalent: drain=Drain(grace=<seconds>), with "
+        "drain.lifespan as the app's lifespan"),
+}
+
+
+def _refuse(options: Mapping[str, object]) -> None:
+    """Fail at construction for sse-starlette's options that work differently
+    here, naming the equivalent; any other name is a plain ``TypeError``."""
+    for name in options:
+        if name not in _EQUIVALENTS:
+            raise TypeError(
+                f"EventSourceResponse.__init__() got an unexpected keyword argument {name!r}")
+        raise StreamingConfigError(f"sse-starlette's {name} has no twin here: "
+                                   f"{_EQUIVALENTS[name]}")
+
+
+def _on_close(handler: Callable[[Message], Awaitable[None]],
+              on_outcome: OutcomeCallback | None) -> OutcomeCallback:
+    """``on_outcome`` that also awaits sse-starlette's ``client_close_handler_callable``
+    with the ``http.disconnect`` message when the client left (after the producer
+    was closed, where sse-starlette calls it as the message arrives)."""
+
+    async def notify(outcome: Outcome) -> None:
+        if on_outcome is not None:
+            result = on_outcome(outcome)
+            if inspect.isawaitable(result):
+                await result
+        if outcome.reason is EndReason.CLIENT_DISCONNECTED:
+            await handler({"type": "http.disconnect"})
+
+    return notify
 
 
 def _is_factory(content: object) -> bool:
