@@ -93,8 +93,13 @@ class UvicornThread:
         self.socket.close()
 
 
-def _listening_socket(port: int = 0) -> socket.socket:
+def _listening_socket(port: int = 0, tcp_user_timeout: float | None = None) -> socket.socket:
     listener = socket.socket()
+    if tcp_user_timeout is not None:
+        # Inherited by every accepted connection (Linux): the kernel aborts one
+        # whose sent data stays unacknowledged this long, zero window included.
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
+                            int(tcp_user_timeout * 1000))
     # A restarted server takes its predecessor's port: the killed one's
     # connections may linger in TIME_WAIT.
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -105,14 +110,16 @@ def _listening_socket(port: int = 0) -> socket.socket:
 
 @contextmanager
 def uvicorn_process(app_spec: str, *args: str, env: dict[str, str] | None = None,
-                    cwd: Path = ROOT, port: int = 0, stderr: IO[bytes] | None = None
+                    cwd: Path = ROOT, port: int = 0, stderr: IO[bytes] | None = None,
+                    tcp_user_timeout: float | None = None,
                     ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """Start ``python -m uvicorn APP_SPEC`` on a socket bound here and passed by fd,
     so the port is known before the child starts and connections queue until it
     serves. Yields the process and its base URL; stops it by pid. ``port``
     restarts a server where a stopped one was (``0``: a free port); ``stderr``
-    takes the server's log (a file)."""
-    listener = _listening_socket(port)
+    takes the server's log (a file); ``tcp_user_timeout`` (seconds) is set on
+    the listening socket."""
+    listener = _listening_socket(port, tcp_user_timeout)
     port = listener.getsockname()[1]
     command = [sys.executable, "-m", "uvicorn", app_spec, "--fd", str(listener.fileno()),
                "--log-level", "warning", *args]

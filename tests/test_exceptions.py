@@ -62,7 +62,7 @@ BAD_ARGUMENTS: list[tuple[str, Callable[[], object]]] = [
     ("sse ping nan", lambda: sse(ping=float("nan"))),
     ("sse send_timeout", lambda: sse(send_timeout=0)),
     ("sse format beside settings", lambda: sse(format=SSEFormat(), retry=1)),
-    ("sse content", lambda: EventSourceResponse("text")),  # type: ignore[arg-type]
+    ("sse content", lambda: EventSourceResponse("text")),
     ("sse generator function", lambda: EventSourceResponse(nothing)),  # type: ignore[arg-type]
     ("status_code", lambda: text(status_code=99)),
     ("status_code type", lambda: text(status_code="200")),
@@ -73,9 +73,9 @@ BAD_ARGUMENTS: list[tuple[str, Callable[[], object]]] = [
     ("header", lambda: text(headers={"x": "a\r\nb"})),
     ("header name", lambda: text(headers={"a b": "c"})),
     ("media_type", lambda: text(media_type="text/plain\n")),
-    ("content", lambda: StreamingResponse(b"bytes")),  # type: ignore[arg-type]
+    ("content", lambda: StreamingResponse(b"bytes")),
     ("content type", lambda: StreamingResponse(42)),  # type: ignore[arg-type]
-    ("ndjson content", lambda: NDJSONResponse("text")),  # type: ignore[arg-type]
+    ("ndjson content", lambda: NDJSONResponse("text")),
     ("set header", lambda: ResponseHeaders([]).__setitem__("x", "\n")),
     ("policy", lambda: StreamPolicy(ping_interval=-1)),
     ("text charset", lambda: TextFormat(charset="nope")),

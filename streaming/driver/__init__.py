@@ -1,11 +1,13 @@
 """Layer 2: the ASGI driver, the one place that calls ``send()`` and ``receive()``.
 
-One anyio task group per response. The host task pumps the body; child tasks
-listen on ``receive()`` for ``http.disconnect`` from the first moment, commit
-the headers when the commit deadline passes, and (when asked) ping an idle
-stream or time out a stuck ``send()``. Whoever ends the race cancels the
-group's scope, so nothing outlives the ``async with``. After it, a shielded,
-time-bounded cleanup closes the producer whatever happened.
+One anyio task group per response and one child task in it: the host task
+pumps the body (``core.py``); the child listens on ``receive()`` for
+``http.disconnect`` from the first moment and, between messages, fires the
+timers that are due: the commit deadline, and the keep-alive / slow-client
+look, whose decision is the pure ``Watchdog`` (``watchdog.py``). Whoever ends
+the race cancels the group's scope. After it, a shielded, time-bounded cleanup
+closes the producer whatever happened (``closing.py``); a sync producer's
+worker thread may outlive it, by design (``sources.py``).
 
 Why a listener on every server: ASGI HTTP spec 2.3 servers (uvicorn, hypercorn)
 report a departed client only through ``receive()`` and silently drop later
@@ -13,7 +15,8 @@ report a departed client only through ``receive()`` and silently drop later
 handle both the same way, so there is one disconnect path, not one per version.
 """
 
-from streaming.driver.core import Driver, ServerSend, StreamPolicy
+from streaming.driver.core import Driver, ServerSend
+from streaming.driver.policy import StreamPolicy
 from streaming.driver.request import RequestStream
 from streaming.driver.sources import ContentStream, open_source
 

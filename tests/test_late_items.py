@@ -1,0 +1,115 @@
+"""An item that arrives after the client left: dropped always, a warning only for
+a producer that yields inside a handler of its cancellation, once per producer."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from streaming import EndReason, EventSourceResponse, StreamingResponse, StreamingWarning
+from streaming._types import ASGIApp, Message, Receive, Scope, Send
+from streaming.testing import StreamingClient
+
+
+def wake_on_disconnect(app: ASGIApp, event: anyio.Event) -> ASGIApp:
+    """Set ``event`` at the moment the app receives ``http.disconnect``: the
+    producer's ``await event.wait()`` then completes in the same loop iteration
+    as the disconnect, the race the servers' load runs hit."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        async def racing_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                event.set()
+            return message
+
+        await app(scope, racing_receive, send)
+
+    return wrapped
+
+
+async def test_an_await_completing_with_the_disconnect_is_not_a_mistake() -> None:
+    for _ in range(10):  # trio schedules a batch in random order: try several
+        woken, closed = anyio.Event(), anyio.Event()
+
+        async def waits(woken: anyio.Event = woken, closed: anyio.Event = closed,
+                        ) -> AsyncIterator[str]:
+            try:
+                yield "first"
+                await woken.wait()
+                yield "raced"  # an ordinary yield, reached before the cancellation
+                await anyio.sleep_forever()
+            finally:
+                closed.set()
+
+        app = StreamingResponse(waits(), commit_deadline=0)
+        with anyio.fail_after(5), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            client = StreamingClient(wake_on_disconnect(app, woken))
+            async with client.stream("GET", "/", disconnect_after=1) as response:
+                await response.read()
+            outcome = await app.wait_for_outcome()
+        assert [w for w in caught if issubclass(w.category, StreamingWarning)] == []
+        assert closed.is_set() and outcome.reason is EndReason.CLIENT_DISCONNECTED
+        assert response.body == b"first"
+
+
+async def test_a_yield_in_an_except_of_the_cancellation_warns() -> None:
+    async def catches() -> AsyncIterator[str]:
+        yield "first"
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            yield "caught"
+            raise
+
+    app = EventSourceResponse(catches(), commit_deadline=0)
+    with anyio.fail_after(5), pytest.warns(StreamingWarning, match=r"catches\(\) yielded"):
+        async with StreamingClient(app).stream("GET", "/", disconnect_after=1) as response:
+            await response.read()
+    assert b"caught" not in response.body
+
+
+async def test_a_yield_in_an_except_of_its_own_error_is_not_warned() -> None:
+    """The producer handles its own error by yielding an error item; the client
+    left while it was working: that item is dropped, and nothing is wrong."""
+    woken = anyio.Event()
+
+    async def handles_its_error() -> AsyncIterator[str]:
+        yield "first"
+        try:
+            await woken.wait()
+            raise LookupError("the data is gone")
+        except LookupError:
+            yield "error item"
+        await anyio.sleep_forever()
+
+    app = StreamingResponse(handles_its_error(), commit_deadline=0)
+    with anyio.fail_after(5), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        client = StreamingClient(wake_on_disconnect(app, woken))
+        async with client.stream("GET", "/", disconnect_after=1) as response:
+            await response.read()
+    assert [w for w in caught if issubclass(w.category, StreamingWarning)] == []
+
+
+async def test_the_same_mistake_is_shown_once_not_once_per_stream() -> None:
+    async def yields_in_finally() -> AsyncIterator[str]:
+        try:
+            yield "first"
+            await anyio.sleep_forever()
+        finally:
+            yield "bye"
+
+    with anyio.fail_after(5), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # Python's own default: once per location
+        for _ in range(3):
+            app = StreamingResponse(yields_in_finally(), commit_deadline=0)
+            async with StreamingClient(app).stream("GET", "/", disconnect_after=1) as response:
+                await response.read()
+    shown = [w for w in caught if issubclass(w.category, StreamingWarning)]
+    assert len(shown) == 1
+    assert shown[0].filename == __file__  # it points at the producer
