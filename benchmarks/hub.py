@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SETUPS = ("loop", "ours", "peer")
 SAMPLED = 300
+#: Seconds between the last subscriber starting and the measured window.
+WARMUP = float(os.environ.get("HUB_BENCH_WARMUP", "1.0"))
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -149,7 +151,7 @@ async def measure(setup: str, subscribers: int, seconds: float, workers: int = 1
         if redis_url:
             publisher = asyncio.create_task(publish_to_redis(redis_url))
         connections = await connect_all(port, subscribers)
-        await asyncio.sleep(1.0)  # warm up
+        await asyncio.sleep(WARMUP)
         pids = [server.pid, *children_of(server.pid)]
         cpu0, events0 = server_cpu(pids), sum(c.events for c in connections)
         for c in connections:
@@ -206,8 +208,13 @@ def report(results: list[Result]) -> str:
             p50 = statistics.median(r.percentile(0.50) for r in runs)
             p99 = statistics.median(r.percentile(0.99) for r in runs)
             lines.append(f"| {subscribers:,} | {setup} | {p50:.1f} | {p99:.1f} | {cpu:.1f} | "
-                         f"{cpu / loop_cpu:.2f}x | {peer_cpu / cpu:.1f}x |")
+                         f"{_ratio(cpu, loop_cpu):.2f}x | {_ratio(peer_cpu, cpu):.1f}x |")
     return "\n".join(lines)
+
+
+def _ratio(a: float, b: float) -> float:
+    """``a / b``, NaN when ``b`` is 0 (too short a run to see any CPU time)."""
+    return a / b if b else float("nan")
 
 
 async def main(arguments: argparse.Namespace) -> None:

@@ -16,6 +16,7 @@ Plain sync tests: the servers run their own loops; every read has a deadline
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 
@@ -151,3 +152,37 @@ def test_four_workers_and_two_browser_pages_share_one_room(redis_server: RedisSe
             bold = pages[0].query_selector_all("#log b")
     assert shown[0] == shown[1] == ["hello from one", "<b>two</b>"]
     assert bold == []                                    # text, never HTML
+
+
+def test_sigterm_drains_subscribers_with_a_spread_retry(redis_server: RedisServer,
+                                                       client: httpx.Client) -> None:
+    """``lifespan=hub.lifespan`` watches SIGTERM: each subscriber gets the
+    drain's final event with a ``retry`` inside ``retry_spread`` (1-10 s), and
+    a clean end, before uvicorn finishes its shutdown."""
+    with uvicorn_process(APP, env={"REDIS_URL": redis_server.url}) as (server, url):
+        streams = [Stream(client, url).started() for _ in range(3)]
+        server.send_signal(signal.SIGTERM)
+        finals = [stream.read(1)[0] for stream in streams]
+        for stream in streams:
+            with pytest.raises(StopIteration):     # the body ended, cleanly
+                stream._feed()
+            stream.close()
+        server.wait(10)   # uvicorn exits (re-raising the SIGTERM it caught)
+    assert {final.event for final in finals} == {"shutdown"}
+    assert all(1000 <= (final.retry or 0) <= 10000 for final in finals)
+
+
+def test_the_fan_out_benchmark_still_runs() -> None:
+    """``python -m benchmarks.hub`` end to end at a tiny size (no speed asserted)."""
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.hub", "--subscribers", "50", "--seconds", "0.5",
+         "--repeat", "1", "--setups", "loop", "ours"],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+        env={**os.environ, "HUB_BENCH_WARMUP": "0.1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| 50 | ours |" in result.stdout and "| 50 | loop |" in result.stdout
