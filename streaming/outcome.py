@@ -27,6 +27,10 @@ class EndReason(enum.Enum):
     #: the stream ended cleanly so the client reconnects and resumes from the
     #: hub's history (``streaming.hub``; the producer raised ``SubscriberOverflow``).
     SUBSCRIBER_OVERFLOW = "subscriber_overflow"
+    #: The server refused the response start (raised from ``send()``, say for a
+    #: header value h11 will not write): nothing reached the client, and the
+    #: server's exception is re-raised once so the server logs it.
+    START_REFUSED = "start_refused"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -55,6 +55,9 @@ class Phase(enum.IntEnum):
     PENDING    ``send(start)`` begins                       COMMITTING
     COMMITTING it returns                                   STREAMING
     COMMITTING it raises (cancelled, or the client left)    PENDING
+    COMMITTING it raises otherwise: the server refused it   PENDING, and
+                                                            nothing more
+                                                            is ever sent
     PENDING    an error response goes out whole             COMPLETE
     STREAMING  the terminator (``more_body`` false) begins  ENDING
     ENDING     it returns                                   COMPLETE
@@ -88,6 +91,11 @@ class ServerSend:
         return self.size
 
 
+class _StartRefused(Exception):
+    """Internal: the server refused the response start earlier; raised to any
+    later caller of ``_commit`` so that nothing else is sent."""
+
+
 def _body(data: bytes | memoryview) -> Message:
     return {"type": "http.response.body", "body": data, "more_body": True}
 
@@ -118,6 +126,7 @@ class Driver:
         "_policy",
         "_reason",
         "_receive",
+        "_refused",
         "_request",
         "_scope",
         "_send",
@@ -161,6 +170,9 @@ class Driver:
         self._source: object = None
         self._chunks = self._bytes = 0
         self._listening = True  # until the listener has seen http.disconnect
+        # The server raised from send(start) (not OSError): it holds the response
+        # as started, so nothing more may be sent, not even an error status.
+        self._refused = False
         self.status = status
 
     async def run(self, source: AsyncIterator[Any]) -> Outcome:
@@ -273,15 +285,26 @@ class Driver:
         if the client has left."""
         if self._phase >= Phase.STREAMING:
             return True
+        if self._refused:
+            raise _StartRefused
         if self._phase is Phase.COMMITTING:
             if self._head_sent is None:  # made only when someone has to wait
                 self._head_sent = anyio.Event()
             await self._head_sent.wait()
             if self._phase >= Phase.STREAMING:
                 return True
+            if self._refused:
+                raise _StartRefused
         self._phase = Phase.COMMITTING
         try:
             sent = await self._emit(start)
+        except Exception:
+            # Not OSError (_emit takes that): the server refused this start (h11
+            # refuses a header value it cannot write). Answering again would be
+            # a second start, which the server refuses too.
+            self._phase = Phase.PENDING
+            self._refused = True
+            raise
         except BaseException:
             self._phase = Phase.PENDING  # not sent (cancelled): may be tried again
             raise
@@ -373,8 +396,13 @@ class Driver:
         now = anyio.current_time()
         if self._phase is Phase.PENDING and now >= self._commit_due:
             self._commit_due = math.inf
-            if not await self._commit(self._start):
-                return
+            try:
+                if not await self._commit(self._start):
+                    return
+            except Exception as exc:
+                if not self._refused:
+                    raise
+                return self._start_refused(exc)
         if now >= self._look_due:
             await self._ping_or_time_out(now)
 
@@ -535,16 +563,34 @@ class Driver:
     async def _fail(self, error: BaseException) -> None:
         """Turn a producer error into an error status (before commit) or an
         in-band marker followed by a cut stream (after)."""
+        if self._refused:
+            return self._start_refused(error)
         self._error = error
         if not self._end(EndReason.PRODUCER_ERROR):
             return  # already stopped: nothing more to tell the client
         if self._phase is Phase.PENDING:
-            return await self._send_error_response(error)
+            try:
+                return await self._send_error_response(error)
+            except Exception as exc:  # the server refused the error's start
+                if not self._refused:
+                    raise
+                return self._start_refused(exc)
         if not await self._commit(self._start):  # wait out a commit already in flight
             return
         marker = self._format_safely(self._fmt.error_marker, error)
         if marker:
             await self._emit(_body(marker))
+
+    def _start_refused(self, error: BaseException) -> None:
+        # The server's own exception is what the response re-raises, once (over
+        # a producer error it was refusing to report): the server logs it and
+        # closes the connection. No second start, no log line here. The reason
+        # overrides an earlier PRODUCER_ERROR: that the client got nothing is
+        # what matters.
+        if not isinstance(error, _StartRefused):
+            self._error = error
+        self._reason = EndReason.START_REFUSED
+        self.stop(EndReason.START_REFUSED)
 
     async def _send_error_response(self, error: BaseException) -> None:
         status = status_for(error)
@@ -572,6 +618,8 @@ class Driver:
 
     async def _send_final(self, final: bytes) -> None:
         """A drain's last event and the terminator, bounded by the send timeout."""
+        if self._refused:
+            return  # nothing may follow a refused start
         limit = self._policy.send_timeout or self._policy.cleanup_timeout
         with anyio.move_on_after(limit):
             try:

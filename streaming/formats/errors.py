@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 
 from streaming._types import RawHeaders
-from streaming.encoders.headers import encode_header
+from streaming.encoders.headers import encode_header, framing_problem
 from streaming.exceptions import HeaderValidationError
 
 logger = logging.getLogger("streaming")
@@ -46,16 +46,24 @@ def _deliberate(error: BaseException) -> bool:
 def error_headers(error: BaseException, content_type: bytes, body: bytes) -> RawHeaders:
     """Headers of an error response: the error's own (``Retry-After`` on a 429,
     say), then the content type and length of the error body. An error header
-    that cannot go on the wire is left out (and logged): the status matters more."""
+    that cannot go on the wire, or that frames the body (``Transfer-Encoding``
+    beside our ``Content-Length``), is left out and logged: the status matters
+    more."""
     extra = getattr(error, "headers", None)
     raw = []
     for name, value in (extra.items() if isinstance(extra, Mapping) else ()):
         if str(name).lower() in ("content-type", "content-length"):
-            continue
+            continue  # ours, for the error body
         try:
-            raw.append(encode_header(name, value if isinstance(value, str) else str(value)))
+            pair = encode_header(name, value if isinstance(value, str) else str(value))
         except HeaderValidationError as exc:
             logger.warning("dropping a header of the error response: %s", exc)
+            continue
+        problem = framing_problem(*pair)
+        if problem is not None:  # beside our own Content-Length it would smuggle
+            logger.warning("dropping header %r of the error response: %s", name, problem)
+            continue
+        raw.append(pair)
     raw.append((b"content-type", content_type))
     raw.append((b"content-length", str(len(body)).encode()))
     return raw

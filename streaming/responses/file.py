@@ -58,7 +58,7 @@ from streaming.exceptions import (
     StreamingConfigError,
     UnsupportedScopeError,
 )
-from streaming.responses.headers import ResponseHeaders, encode_header
+from streaming.responses.headers import ResponseHeaders, encode_header, send_for_http_version
 from streaming.responses.stream import StreamingResponse
 
 #: Headers a 304 keeps (RFC 9110 15.4.5): the ones that update a cached copy.
@@ -165,7 +165,8 @@ class FileResponse(StreamingResponse):
             body_source = _FileBody(fd, st, self.chunk_size, self._server_send(scope, decision),
                                     self._absolute_path, prefetched)
             status, headers, body = self._plan(decision, st, body_source)
-            driver = Driver(receive, send, self.format, status, headers, self.policy)
+            driver = Driver(receive, send_for_http_version(send, scope), self.format, status,
+                            headers, self.policy)
             head = method.upper() == "HEAD"
             outcome = await self._observed(
                 scope, driver, lambda: driver.run_head(()) if head else driver.run(body))

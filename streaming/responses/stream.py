@@ -36,7 +36,11 @@ from streaming.exceptions import (
 from streaming.formats import Format, TextFormat
 from streaming.observe import WATCH_KEY, StreamWatch
 from streaming.outcome import EndReason, Outcome
-from streaming.responses.headers import ResponseHeaders, build_raw_headers
+from streaming.responses.headers import (
+    ResponseHeaders,
+    build_raw_headers,
+    send_for_http_version,
+)
 
 logger = logging.getLogger("streaming")
 
@@ -154,6 +158,7 @@ class StreamingResponse(ResponseBase):
         if self._called:
             raise ResponseReusedError(f"this {type(self).__name__} has already been sent")
         self._called = True
+        send = send_for_http_version(send, scope)  # no Connection header on HTTP/2
         driver = Driver(receive, send, self.format, self.status_code, self.raw_headers,
                         self.policy, self.request_stream)
         await self._finish(await self._observed(scope, driver, lambda: self._run(scope, driver)))
@@ -206,10 +211,12 @@ class StreamingResponse(ResponseBase):
                 await result
         if outcome.reason is EndReason.COMPLETED and self.background is not None:
             await self.background()
-        if outcome.error is not None and outcome.headers_sent and not outcome.body_complete:
-            # The status is out and cannot change; raising is how ASGI says the
-            # response broke: the server logs it and closes the connection
-            # without the terminating chunk, which the client detects.
+        if outcome.error is not None and not outcome.body_complete and (
+                outcome.headers_sent or outcome.reason is EndReason.START_REFUSED):
+            # The status is out and cannot change (or the server refused the
+            # start); raising is how ASGI says the response broke: the server
+            # logs it and closes the connection without the terminating chunk,
+            # which the client detects.
             raise outcome.error
 
     @staticmethod
