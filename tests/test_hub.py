@@ -30,6 +30,7 @@ from streaming.exceptions import (
 )
 from streaming.hub import Backend, Hub, MemoryBackend, Position, RedisBackend
 from streaming.hub.position import parse_last_event_id
+from streaming.metrics import StreamMetrics
 from streaming.testing import StreamingClient
 from tests.hub_client import Reader, data_of, ids_of, subscriber_app
 from tests.redis_server import RedisServer
@@ -348,6 +349,56 @@ async def test_closing_the_hub_ends_its_subscribers(make_backend: MakeBackend) -
             with anyio.fail_after(5):
                 assert await response.next_chunk() is None
             assert response.complete
+
+
+class Metrics(StreamMetrics):
+    """The real series, plus an event each time the hub reports a queue depth."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth_reported = anyio.Event()
+
+    def hub_queue_depth(self, hub: str, depth: int) -> None:
+        super().hub_queue_depth(hub, depth)
+        self.depth_reported.set()
+        self.depth_reported = anyio.Event()
+
+    def value(self, name: str) -> float:
+        return self.registry.get_sample_value(name, {"hub": "chat"}) or 0.0
+
+    async def depth(self, wanted: Callable[[float], bool]) -> float:
+        with anyio.fail_after(5):
+            while not wanted(depth := self.value("streaming_hub_queue_depth")):
+                await self.depth_reported.wait()
+        return depth
+
+
+async def test_an_observer_sees_subscribers_overflows_and_the_deepest_queue(
+        make_backend: MakeBackend) -> None:
+    metrics = Metrics()
+    async with _hub(make_backend, max_queued_events=6, observer=metrics, name="chat",
+                    report_every=0.01) as hub:
+        assert metrics.value("streaming_hub_subscribers") == 0
+        slow_client = StreamingClient(subscriber_app(hub), buffer=0)
+        fast_client = StreamingClient(subscriber_app(hub))
+        async with slow_client.stream("GET", "/t") as slow, fast_client.stream("GET", "/t") as fast:
+            slow_reader = await Reader(slow).started()
+            fast_reader = await Reader(fast).started()
+            assert metrics.value("streaming_hub_subscribers") == 2
+            for n in range(4):                     # the slow one reads none of them
+                await hub.publish("t", str(n))
+            await fast_reader.read(4)
+            assert 2 <= await metrics.depth(lambda d: d >= 2) <= 4
+            for n in range(4, 12):
+                await hub.publish("t", str(n))
+            with anyio.fail_after(5):
+                await slow_reader.read(12)         # what it had, then the end
+                await slow.wait_for_app()
+            assert metrics.value("streaming_hub_overflows_total") == 1
+            assert metrics.value("streaming_hub_subscribers") == 1
+            await fast_reader.read(8)
+            assert await metrics.depth(lambda d: d == 0) == 0
+        assert metrics.value("streaming_hub_subscribers") == 0   # the client left
 
 
 def test_hub_needs_an_explicit_factory_call() -> None:

@@ -158,7 +158,8 @@ def test_backoff_grows_to_its_cap_with_jitter() -> None:
     {"history": -1}, {"history": 1.5}, {"history_ttl": 0}, {"history_ttl": float("inf")},
     {"max_queued_events": 0}, {"max_queued_bytes": 10}, {"timeout": 0},
     {"timeout": float("nan")}, {"retry_spread": (5, 1)}, {"retry_spread": (-1, 5)},
-    {"retry_spread": (1.5, 2)},
+    {"retry_spread": (1.5, 2)}, {"name": ""}, {"name": 7}, {"report_every": 0},
+    {"report_every": float("inf")},
 ])
 def test_settings_that_cannot_work(settings: dict[str, object]) -> None:
     with pytest.raises(StreamingConfigError):

@@ -1,7 +1,8 @@
 """streaming.metrics scraped from a real ``uvicorn --workers 2`` in
 prometheus-client's multiprocess mode: the figures add up over both workers
 and match what the clients did; the gauge of open streams counts live
-workers only, also after one is killed (SIGKILL) while holding streams."""
+workers only, also after one is killed (SIGKILL) while holding streams; so
+does the gauge of hub subscribers."""
 
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ def fresh_connections() -> httpx.AsyncClient:
 
 
 @asynccontextmanager
-async def endless(client: httpx.AsyncClient, url: str) -> AsyncIterator[str]:
-    async with client.stream("GET", url + "/endless") as response:
+async def endless(client: httpx.AsyncClient, url: str, path: str = "/endless"
+                  ) -> AsyncIterator[str]:
+    async with client.stream("GET", url + path) as response:
         chunks = response.aiter_bytes()
         await anext(chunks)  # open, and counted
         yield response.headers["x-pid"]
@@ -75,6 +77,11 @@ async def test_two_workers_add_up_and_a_killed_worker_leaves_the_open_gauge(
                 while min(held.count(p) for p in pids) < 2:  # at least two on each
                     held.append(await streams.enter_async_context(endless(client, url)))
                     assert len(held) < 40, "the open streams did not reach both workers"
+                subscribed: list[str] = []   # and hub subscribers on both
+                while len(set(subscribed)) < 2:
+                    subscribed.append(await streams.enter_async_context(
+                        endless(client, url, "/hub")))
+                    assert len(subscribed) < 40, "the subscribers did not reach both workers"
                 text = (await client.get(url + "/metrics/")).text
                 text_labels = {"route": "/text", "response_type": "StreamingResponse"}
                 assert sample(text, "streaming_sent_bytes_total", **text_labels) == \
@@ -89,14 +96,19 @@ async def test_two_workers_add_up_and_a_killed_worker_leaves_the_open_gauge(
                               reason="completed", **text_labels) == REQUESTS
                 assert sample(text, "streaming_active_streams", route="/endless") == len(held)
                 assert sample(text, "streaming_active_streams", route="/text") == 0
+                assert sample(text, "streaming_hub_subscribers", hub="observed") == \
+                    len(subscribed)
 
                 victim = held[0]
                 os.kill(int(victim), signal.SIGKILL)  # a worker dies holding streams
                 survivors = sum(pid != victim for pid in held)
                 text = await scrape_until(client, url, "streaming_active_streams",
                                           survivors, route="/endless")
+                assert sample(text, "streaming_hub_subscribers", hub="observed") == \
+                    sum(pid != victim for pid in subscribed)
                 # What the dead worker counted before it died still counts.
                 assert sample(text, "streaming_sent_bytes_total", **text_labels) == \
                     REQUESTS * CHUNKS * SIZE
             # The clients left: every open stream ends, the gauge returns to 0.
             await scrape_until(client, url, "streaming_active_streams", 0, route="/endless")
+            await scrape_until(client, url, "streaming_hub_subscribers", 0, hub="observed")

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -57,6 +58,9 @@ from streaming.hub.memory import MemoryBackend
 from streaming.hub.position import MAX_TOPICS, Position, format_id, parse_last_event_id
 from streaming.hub.topics import Ended, LocalTopic, Subscription
 
+if TYPE_CHECKING:
+    from streaming.observe import HubObserver
+
 #: ``authorize(scope, topic)``: may this request subscribe to this topic?
 Authorize = Callable[[Scope, str], "bool | Awaitable[bool]"]
 
@@ -64,6 +68,8 @@ _Operation = tuple[Literal["watch", "unwatch"], LocalTopic]
 
 #: Frames sent at once when replaying history: one ASGI message, bounded.
 _BATCH_BYTES = 65536
+
+logger = logging.getLogger("streaming")
 
 
 class Hub:
@@ -78,6 +84,9 @@ class Hub:
     (``HubUnavailable`` after it). ``authorize(scope, topic)`` refuses a
     subscription with a 403 before any event. On a drain every subscriber
     gets ``drain.final`` with a ``retry`` drawn from ``retry_spread`` (ms).
+    ``observer`` (a ``HubObserver``, such as ``streaming.metrics.StreamMetrics``)
+    is told, under the label ``name``, of subscribers coming and going, of
+    overflows, and of the deepest queue every ``report_every`` seconds.
     """
 
     def __init__(
@@ -92,9 +101,14 @@ class Hub:
         authorize: Authorize | None = None,
         drain: Drain | None = None,
         retry_spread: tuple[int, int] = (1000, 10000),
+        observer: HubObserver | None = None,
+        name: str = "hub",
+        report_every: float = 1.0,
     ) -> None:
         _check_settings(history, history_ttl, max_queued_events, max_queued_bytes, timeout,
-                        retry_spread)
+                        retry_spread, report_every)
+        if type(name) is not str or not name:
+            raise StreamingConfigError(f"name must be a non-empty str, not {name!r:.80}")
         self.backend: Backend = backend if backend is not None else MemoryBackend()
         self.history, self.history_ttl = history, history_ttl
         self.max_queued_events, self.max_queued_bytes = max_queued_events, max_queued_bytes
@@ -102,6 +116,7 @@ class Hub:
         self.authorize = authorize
         self.drain = drain if drain is not None else Drain()
         self.retry_spread = retry_spread
+        self.observer, self.name, self.report_every = observer, name, report_every
         self._rng = random.Random()
         self._topics: dict[str, LocalTopic] = {}
         self._subscriptions: set[Subscription] = set()
@@ -143,6 +158,9 @@ class Hub:
         async with (self.backend.open(self, self.history, self.history_ttl),
                     anyio.create_task_group() as group):
             group.start_soon(self._carry_out, receive)
+            if self.observer is not None:
+                self._tell("hub_subscribers", 0)  # the series exist from the start
+                group.start_soon(self._report_depth)
             # anyio.Event() looks up the running event loop on every call; the
             # class it returns is the loop's own and can be called directly.
             self._event_class = type(anyio.Event())
@@ -233,7 +251,11 @@ class Hub:
                     f"a subscriber of {', '.join(topics)} fell more than "
                     f"{self.max_queued_events} events or {self.max_queued_bytes} bytes behind")
         finally:
-            self._subscriptions.discard(subscription)
+            if subscription in self._subscriptions:
+                self._subscriptions.discard(subscription)
+                self._tell("hub_subscribers", -1)
+            if subscription.ended is Ended.OVERFLOW:  # also if it left before it could say
+                self._tell("hub_overflow")
             for topic in held:
                 topic.discard(subscription)
                 self._release(topic)
@@ -268,6 +290,7 @@ class Hub:
             topic.add(subscription)
         subscription.view = dict(tops)
         self._subscriptions.add(subscription)
+        self._tell("hub_subscribers", 1)
         return tops
 
     async def _catch_up_frames(self, held: list[LocalTopic], resume: dict[str, Position],
@@ -367,6 +390,33 @@ class Hub:
         history = await self.backend.read(topic, local.position)
         local.catch_up(history)
 
+    # -- what the observer is told ---------------------------------------------------
+
+    def _tell(self, event: str, *args: int) -> None:
+        """Call the observer, if any; one that raises is logged and skipped (the
+        hub and its subscribers never fail for it)."""
+        if self.observer is None:
+            return
+        try:
+            getattr(self.observer, event)(self.name, *args)
+        except Exception:
+            logger.exception("hub observer %r failed in %s", self.observer, event)
+
+    async def _report_depth(self) -> None:
+        """Report the deepest queue when it changed since the last look: one
+        pass over the subscriptions a second, nothing on the delivery path."""
+        reported = None
+        try:
+            while True:
+                depth = max((len(s.frames) for s in self._subscriptions), default=0)
+                if depth != reported:
+                    self._tell("hub_queue_depth", depth)
+                    reported = depth
+                await anyio.sleep(self.report_every)
+        finally:
+            if reported:
+                self._tell("hub_queue_depth", 0)  # the hub stops: nothing is queued
+
     def watched(self) -> tuple[str, ...]:
         return tuple(name for name, topic in self._topics.items() if topic.position is not None)
 
@@ -405,7 +455,7 @@ def _batched(frames: list[bytes]) -> list[bytes]:
 
 
 def _check_settings(history: int, history_ttl: float | None, max_events: int, max_bytes: int,
-                    timeout: float, retry_spread: tuple[int, int]) -> None:
+                    timeout: float, retry_spread: tuple[int, int], report_every: float) -> None:
     def positive_int(name: str, value: object, low: int) -> None:
         if type(value) is not int or value < low:
             raise StreamingConfigError(f"{name} must be an int >= {low}, not {value!r}")
@@ -418,6 +468,7 @@ def _check_settings(history: int, history_ttl: float | None, max_events: int, ma
     positive_int("max_queued_events", max_events, 1)
     positive_int("max_queued_bytes", max_bytes, 1024)
     seconds("timeout", timeout)
+    seconds("report_every", report_every)
     if history_ttl is not None:
         seconds("history_ttl", history_ttl)
     low, high = retry_spread if len(retry_spread) == 2 else (-1, -1)

@@ -1,5 +1,6 @@
 """An app whose every stream is watched: metrics at ``/metrics``, one JSON log
-line per stream on stderr, the inspector at ``/inspector/`` (loopback only).
+line per stream on stderr, the inspector at ``/inspector/`` (loopback only),
+a fan-out hub observed by the same metrics at ``/hub``.
 Each response names the worker process that served it (``x-pid``)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
 from streaming import EventSourceResponse, StreamingResponse, StreamLimiter
+from streaming.hub import Hub
 from streaming.inspector import Inspector, loopback_only
 from streaming.logs import JSONFormatter, StreamLog
 from streaming.metrics import StreamMetrics
@@ -65,6 +67,10 @@ async def fail_before_headers(request: Request) -> StreamingResponse:
     return StreamingResponse(produce(), headers=PID)
 
 
+async def hub_events(request: Request) -> EventSourceResponse:
+    return EventSourceResponse(hub.subscriber("news"), headers=PID)
+
+
 async def pid(request: Request) -> PlainTextResponse:
     return PlainTextResponse(PID["x-pid"])
 
@@ -77,13 +83,14 @@ stream_logger.setLevel(os.environ.get("STREAM_LOG_LEVEL", "WARNING"))
 stream_logger.propagate = False
 
 metrics = StreamMetrics()
+hub = Hub(observer=metrics, name="observed")   # in memory: one per worker
 inspector = Inspector(loopback_only, interval=0.2)
 app = StreamWatch(
     StreamLimiter(Starlette(routes=[
         Route("/pid", pid), Route("/text", text), Route("/endless", endless),
-        Route("/ticks", ticks),
+        Route("/ticks", ticks), Route("/hub", hub_events),
         Route("/fail-after-headers", fail_after_headers),
         Route("/fail-before-headers", fail_before_headers),
         Mount("/metrics", metrics.app), Mount("/inspector", inspector),
-    ]), max_streams=100),
+    ], lifespan=hub.lifespan), max_streams=100),
     metrics, StreamLog(stream_logger), inspector)
