@@ -115,8 +115,11 @@ class UpstreamError(StreamingError):
     error in the stream's own format.
 
     ``message``, ``type``, ``param`` and ``code`` are the fields of the OpenAI
-    API's error object, so a relay in front of an OpenAI client can pass them on
-    unchanged."""
+    API's error object that the reader is told. The relay writes ``message``
+    itself (a generic sentence per status class): the upstream's own words,
+    which may quote the operator's key or the upstream's internals, are kept in
+    ``upstream_message`` for the log, and reach readers only when the relay is
+    built with ``expose_upstream_errors=True``."""
 
     def __init__(
         self,
@@ -127,10 +130,12 @@ class UpstreamError(StreamingError):
         param: str | None = None,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        upstream_message: str | None = None,
     ) -> None:
         if status_code.__class__ is not int or not 400 <= status_code <= 599:
             raise StreamingConfigError(
                 f"UpstreamError needs a 4xx or 5xx status, not {status_code!r}")
+        self.upstream_message = upstream_message
         self.status_code = status_code
         self.message = message
         self.type = type
@@ -141,7 +146,7 @@ class UpstreamError(StreamingError):
 
     @property
     def detail(self) -> str:
-        """What the driver tells the reader (the upstream's own message)."""
+        """What the driver tells the reader (``message``)."""
         return self.message
 
     def body(self) -> dict[str, dict[str, str | None]]:
@@ -161,6 +166,13 @@ class AppStillRunningError(StreamingError, TimeoutError):
     """Raised when a ``StreamingClient.stream()`` block exits and the app has
     not returned within ``app_exit_timeout`` seconds of the client leaving: the
     app ignores ``http.disconnect``. It has been cancelled by then."""
+
+
+class SSELimitError(StreamingError, ValueError):
+    """Raised by ``SSEParser.feed`` built with ``max_event_size`` when one event
+    (its data lines, or a line still without its end) grows past that bound:
+    a server streaming a line without end cannot take the reader's memory.
+    The relay turns it into an ``UpstreamError`` and closes the upstream."""
 
 
 class WireFormatError(StreamingError, ValueError):

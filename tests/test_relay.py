@@ -359,7 +359,7 @@ def test_the_sdk_gets_the_upstreams_error_through_the_proxy(proxied: openai.Open
 def test_the_sdk_gets_a_mid_stream_error_through_the_proxy(proxied: openai.OpenAI) -> None:
     stream = proxied.chat.completions.create(model="m", messages=MESSAGES, stream=True,
                                              extra_headers={"X-Local-Error-After": "2"})
-    with pytest.raises(openai.APIError, match="The server had an error"):
+    with pytest.raises(openai.APIError, match="The upstream API failed while streaming"):
         list(stream)
 
 
@@ -395,9 +395,9 @@ def test_the_proxy_error_body_is_exactly_the_api_shape(proxy: UvicornThread) -> 
                      json={"model": "m", "messages": MESSAGES, "stream": True},
                      headers={"X-Local-Fail": "401"})
     assert raw.status_code == 401
+    # The upstream's own words stay in the log: readers get the class's sentence.
     assert raw.json() == {"error": {
-        "message": "Incorrect API key provided. You can find your API key at "
-                   "https://platform.openai.com/account/api-keys.",
+        "message": "The relay could not authenticate with the upstream API.",
         "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
 
 

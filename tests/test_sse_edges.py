@@ -13,6 +13,7 @@ from streaming import (
     EventSourceResponse,
     ServerSentEvent,
     SSEEncodingError,
+    SSELimitError,
     SSEParser,
     StreamingConfigError,
     StreamingResponse,
@@ -97,3 +98,27 @@ def test_a_name_no_header_can_have_is_simply_absent(key: object) -> None:
         headers[key]  # type: ignore[index]
     with pytest.raises(KeyError):
         del headers[key]  # type: ignore[arg-type]
+
+
+# -- a bounded parser -----------------------------------------------------------------
+
+@pytest.mark.parametrize("stream", [
+    ["data: " + "x" * 60, "x" * 60],                          # a line without end
+    ["data: " + "y" * 30 + "\n"] * 4,                         # an event without end
+    ["data: " + "z" * 200 + "\n\n"],                          # one big event at once
+])
+def test_max_event_size_bounds_what_the_parser_holds(stream: list[str]) -> None:
+    parser = SSEParser(max_event_size=100)
+    *first, last = stream
+    for piece in first:
+        parser.feed(piece)
+    with pytest.raises(SSELimitError, match="grew past 100"):
+        parser.feed(last)
+
+
+def test_events_under_the_bound_pass_and_the_count_restarts_per_event() -> None:
+    parser = SSEParser(max_event_size=100)
+    events = [e for _ in range(50) for e in parser.feed("data: " + "a" * 80 + "\n\n")]
+    assert len(events) == 50
+    with pytest.raises(StreamingConfigError):
+        SSEParser(max_event_size=0)

@@ -22,6 +22,10 @@ whenever the wire format can say so):
 
 Unlike httpx-sse (and the openai SDK), a block with no ``data`` line is never
 dispatched, even when an ``id`` has been seen (9.2.6, step 2 of dispatch).
+
+``max_event_size`` bounds what the parser holds for one event (its data lines
+and an unfinished line, in characters): a server that sends a line without
+end, or an event without end, gets ``SSELimitError`` instead of the memory.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import codecs
 
 from streaming.encoders.sse import MAX_RETRY, ServerSentEvent
+from streaming.exceptions import SSELimitError, StreamingConfigError
 
 _RETRY_DIGITS = len(str(MAX_RETRY))
 
@@ -44,8 +49,16 @@ class SSEParser:
     _event: str  # the event type buffer
     _retry: int | None  # a valid retry seen in the current block
 
-    def __init__(self, *, include_comments: bool = False) -> None:
+    def __init__(self, *, include_comments: bool = False,
+                 max_event_size: int | None = None) -> None:
+        if max_event_size is not None and (type(max_event_size) is not int
+                                           or max_event_size < 1):
+            raise StreamingConfigError(f"max_event_size must be an int >= 1 or None, "
+                                       f"not {max_event_size!r}")
         self.include_comments = include_comments
+        self.max_event_size = max_event_size
+        self._pending_size = 0  # characters in _pending
+        self._data_size = 0  # characters in _data
         #: The spec's "last event ID string": set at each blank line, never reset.
         self.last_event_id = ""
         #: The latest valid ``retry`` value (milliseconds), or ``None``.
@@ -69,7 +82,7 @@ class SSEParser:
         ends in the middle of an event, before the final empty line, the incomplete
         event is not dispatched"), so this always returns ``[]``."""
         self._decoder.decode(b"", final=True)
-        self._pending = []
+        self._pending, self._pending_size = [], 0
         self._reset_block()
         return []
 
@@ -86,10 +99,22 @@ class SSEParser:
             text = text[1:] if text[0] == "\n" else text
         if "\n" not in text and "\r" not in text:
             self._pending.append(text)
+            self._pending_size += len(text)
+            self._check_size()
             return []
         lines = self._split(text)
         events = [self._process_line(line) for line in lines]
+        self._check_size()
         return [event for event in events if event is not None]
+
+    def _check_size(self) -> None:
+        limit = self.max_event_size
+        if limit is not None and self._pending_size + self._data_size > limit:
+            held = self._pending_size + self._data_size
+            self._pending, self._pending_size = [], 0
+            self._reset_block()
+            raise SSELimitError(f"an event (or a line) grew past {limit} characters "
+                                f"({held} held) without ending")
 
     def _split(self, text: str) -> list[str]:
         # 9.2.5: a line ends at CRLF, LF or CR. A CR ending this chunk ends its line
@@ -102,6 +127,7 @@ class SSEParser:
         lines = text.split("\n")
         last = lines.pop()
         self._pending = [last] if last else []
+        self._pending_size = len(last)
         return lines
 
     def _process_line(self, line: str) -> ServerSentEvent | None:
@@ -119,6 +145,8 @@ class SSEParser:
         # 9.2.6: unknown field names are ignored.
         if name == "data":
             self._data.append(value)
+            self._data_size += len(value) + 1
+            self._check_size()
         elif name == "event":
             self._event = value
         elif name == "id":
@@ -140,6 +168,7 @@ class SSEParser:
 
     def _reset_block(self) -> None:
         self._data = []
+        self._data_size = 0
         self._event = ""
         self._retry = None
 

@@ -19,6 +19,12 @@ yields each delta. Three things that card leaves out are what this module adds:
   generating tokens nobody will read.
 - **Timeouts that mean something for a model**: connect, first token (the
   prefill), and inactivity between chunks.
+- **The upstream is not trusted either.** Its error text (which may quote the
+  operator's key, or its own internals) goes to the log with secrets masked;
+  readers get a generic OpenAI-shaped message per status class, unless the
+  relay is built with ``expose_upstream_errors=True`` for trusted readers.
+  One event (or a line without end) is bounded by ``max_event_size``; a chunk
+  without the shape the relay reads is a 502; either way the upstream is closed.
 
 ``relay_events`` is the producer over any async iterable of chunks
 (``chat.completion.chunk`` mappings, or pydantic models such as the SDK's
@@ -32,8 +38,17 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import re
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -44,9 +59,16 @@ from streaming._checks import check_seconds
 from streaming._types import OutcomeCallback, RawHeaders
 from streaming.encoders.ndjson import encode_ndjson_line
 from streaming.encoders.sse import ServerSentEvent, encode_event
-from streaming.exceptions import StreamingConfigError, UpstreamError
+from streaming.encoders.sse_parser import SSEParser
+from streaming.exceptions import (
+    InvalidJSONError,
+    SSELimitError,
+    StreamingConfigError,
+    UpstreamError,
+)
 from streaming.formats import NDJSONFormat, SSEFormat, describe_error, error_headers
 from streaming.integrations import openai_wire as wire
+from streaming.request_body import parse_json
 from streaming.responses import EventSourceResponse, NDJSONResponse, StreamingResponse
 
 if TYPE_CHECKING:
@@ -61,6 +83,12 @@ RELAY_MODES: tuple[RelayMode, ...] = ("sse", "ndjson", "openai")
 
 #: Closing an HTTP response only closes a socket; this bounds it all the same.
 _CLOSE_LIMIT = 2.0
+
+#: The most of one upstream event (or of a line still without its end) the
+#: relay holds before it gives up on the upstream.
+DEFAULT_MAX_EVENT_SIZE = 4 * 1024 * 1024
+
+logger = logging.getLogger("streaming")
 
 _END = object()
 
@@ -102,17 +130,23 @@ async def relay_events(
     first_token_timeout: float | None = None,
     inactivity_timeout: float | None = None,
     result: RelayResult | None = None,
+    expose_upstream_errors: bool = False,
+    redact: Sequence[str] = (),
 ) -> AsyncIterator[Any]:
     """Yield the items of ``mode`` for each upstream chunk, then the ending.
 
     Upstream errors and timeouts come out as ``UpstreamError``; ``chunks`` is
     closed (``aclose()``) however this generator ends. Only the first choice
-    is relayed in ``sse``/``ndjson`` mode; ``openai`` mode passes chunks whole.
+    is relayed in ``sse``/``ndjson`` mode; ``openai`` mode passes chunks whole,
+    once their shape is checked (``check_chunk``). An upstream's error text is
+    logged with ``redact`` strings and credentials masked, and told to the
+    reader only with ``expose_upstream_errors``.
     """
     spec = _mode(mode)
     items, ending = spec.items, spec.ending
     result = RelayResult() if result is None else result
-    upstream = _checked_chunks(chunks, first_token_timeout, inactivity_timeout)
+    trust = _Trust(expose_upstream_errors, tuple(s for s in redact if s))
+    upstream = _checked_chunks(chunks, first_token_timeout, inactivity_timeout, trust)
     try:
         async for chunk in upstream:
             for item in items(chunk, result.add(chunk)):
@@ -124,8 +158,9 @@ async def relay_events(
 
 
 async def _checked_chunks(chunks: AsyncIterable[Any], first_token_timeout: float | None,
-                          inactivity_timeout: float | None) -> AsyncIterator[dict[str, Any]]:
-    """``chunks`` as dicts, with the timeouts applied and errors mapped."""
+                          inactivity_timeout: float | None, trust: _Trust,
+                          ) -> AsyncIterator[dict[str, Any]]:
+    """``chunks`` as checked dicts, with the timeouts applied and errors mapped."""
     iterator = aiter(chunks)
     limit, what = first_token_timeout, "first_token_timeout"
     try:
@@ -135,13 +170,19 @@ async def _checked_chunks(chunks: AsyncIterable[Any], first_token_timeout: float
             # at the next checkpoint): stop here instead of yielding a chunk
             # the driver would drop.
             await checkpoint_if_cancelled()
-            yield chunk_dict(item)
+            chunk = chunk_dict(item)
+            if "error" in chunk:  # the API's way to fail mid-stream
+                raise _in_stream_error(chunk["error"], trust)
+            yield check_chunk(chunk)
             limit, what = inactivity_timeout, "inactivity_timeout"
     except Exception as exc:
-        error = upstream_error_for(exc)
+        error = upstream_error_for(exc, expose_upstream_errors=trust.expose,
+                                   redact=trust.redact)
         if error is None or error is exc:
             raise
-        raise error from exc
+        # Not chained: the SDK's exception quotes the upstream's text, which
+        # would reach the log unmasked with the traceback.
+        raise error from None
     finally:
         await _aclose(iterator)
 
@@ -180,6 +221,34 @@ def chunk_dict(chunk: object) -> dict[str, Any]:
         raise StreamingConfigError(f"a chat.completion.chunk must be a mapping or a pydantic "
                                    f"model, not {type(chunk).__name__}")
     return dict(dump(mode="json", exclude_unset=True, by_alias=True))
+
+
+def check_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
+    """``chunk`` if it has the shape the relay reads (``choices`` a list of
+    objects, each ``delta`` an object whose ``content`` is text, ``usage`` an
+    object), else ``UpstreamError`` 502: a chunk such as
+    ``{"choices": [{"delta": "str"}]}`` is the upstream's fault, not a 500."""
+    choices = chunk.get("choices")
+    if choices is not None and not isinstance(choices, list):
+        raise _malformed("'choices' is not a list")
+    for choice in choices or ():
+        if not isinstance(choice, dict):
+            raise _malformed("a choice is not an object")
+        delta = choice.get("delta")
+        if delta is not None and not isinstance(delta, dict):
+            raise _malformed("a 'delta' is not an object")
+        if delta and not isinstance(delta.get("content"), str | None):
+            raise _malformed("a 'delta.content' is not text")
+        if not isinstance(choice.get("finish_reason"), str | None):
+            raise _malformed("a 'finish_reason' is not text")
+    if not isinstance(chunk.get("usage"), dict | None):
+        raise _malformed("'usage' is not an object")
+    return chunk
+
+
+def _malformed(what: str) -> UpstreamError:
+    return UpstreamError(502, f"The upstream API sent a malformed chunk: {what}.",
+                         type="upstream_error", code="upstream_malformed_chunk")
 
 
 def _first_choice(chunk: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -246,9 +315,11 @@ def error_response(error: BaseException) -> tuple[RawHeaders, bytes]:
     return error_headers(error, b"application/json", body), body
 
 
-def upstream_error_for(error: BaseException) -> UpstreamError | None:
+def upstream_error_for(error: BaseException, *, expose_upstream_errors: bool = False,
+                       redact: Sequence[str] = ()) -> UpstreamError | None:
     """The ``UpstreamError`` an upstream failure stands for, or ``None`` for an
-    error that is not the upstream's (a bug: it is re-raised as it is)."""
+    error that is not the upstream's (a bug: it is re-raised as it is). What
+    the upstream said is logged (masked) and told only if exposed."""
     if isinstance(error, UpstreamError):
         return error
     # No SDK exception can exist unless the SDK was imported: the relay then
@@ -257,27 +328,107 @@ def upstream_error_for(error: BaseException) -> UpstreamError | None:
         return None
     import openai
 
+    trust = _Trust(expose_upstream_errors, tuple(s for s in redact if s))
     if isinstance(error, openai.APIStatusError):
-        return _from_status_error(error)
+        return _from_status_error(error, trust)
     if isinstance(error, openai.APIConnectionError):  # APITimeoutError included
         return _from_connection_error(error, isinstance(error, openai.APITimeoutError))
     if isinstance(error, openai.APIError):  # an error object sent inside the stream
-        return UpstreamError(502, error.message, type=error.type or "upstream_error",
-                             param=error.param, code=error.code)
+        return trust.told(502, error.message, error.type, error.param, error.code)
+    if type(error).__module__.partition(".")[0] in _TRANSPORTS:
+        # Raised while the relay reads the event stream itself (ChatRelay.upstream).
+        return _from_connection_error(error, "Timeout" in type(error).__name__)
     return None
 
 
-def _from_status_error(error: Any) -> UpstreamError:
+#: The SDK's HTTP stacks, whose exceptions say how a connection failed.
+_TRANSPORTS = frozenset({"httpx", "httpx2", "httpcore", "httpcore2"})
+
+
+def _from_status_error(error: Any, trust: _Trust) -> UpstreamError:
     # The SDK keeps the body's "error" member; its own message prefixes the
     # status and the whole body, which the reader does not need twice.
     body = error.body if isinstance(error.body, Mapping) else {}
     message = str(body["message"]) if isinstance(body.get("message"), str) else error.message
     status = error.status_code if 400 <= error.status_code <= 599 else 502
-    kind = error.type or ("server_error" if status >= 500 else "invalid_request_error")
     headers = {name: value for name, value in error.response.headers.items()
                if name.lower() in ("retry-after", "retry-after-ms")}
-    return UpstreamError(status, message, type=kind, param=error.param, code=error.code,
-                         headers=headers)
+    return trust.told(status, message, error.type, error.param, error.code, headers)
+
+
+def _in_stream_error(error: object, trust: _Trust) -> UpstreamError:
+    fields = error if isinstance(error, Mapping) else {"message": error}
+    message = fields.get("message")
+    return trust.told(502, message if isinstance(message, str) else json.dumps(fields),
+                      fields.get("type"), fields.get("param"), fields.get("code"))
+
+
+# -- what readers are told: the upstream's words stay in the log -----------------------
+
+#: The sentence a reader gets per upstream status (others: by class).
+_TOLD = {
+    400: "The upstream API rejected the request.",
+    401: "The relay could not authenticate with the upstream API.",
+    403: "The upstream API refused the request.",
+    404: "The upstream API does not know this model or endpoint.",
+    413: "The request is too large for the upstream API.",
+    429: "The upstream API is rate limiting requests; retry later.",
+    502: "The upstream API failed while streaming.",
+    503: "The upstream API is overloaded; retry later.",
+}
+
+#: type, param and code are passed on only when they look like the API's own
+#: identifiers: a hostile upstream cannot hide a sentence in them.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.\-\[\]]{1,64}")
+
+#: Credentials as error texts quote them: a scheme and its token, a key=value
+#: pair under a secret's name, an OpenAI-style key.
+_SECRET = re.compile(
+    r"(?i)\b(bearer|basic|token)\s+[^\s\"',;]+"
+    r"|\b(authorization|api[_-]?key|password|passwd|secret|access[_-]?token)"
+    r"(\"?\s*[:=]\s*\"?)(?:(?:bearer|basic|token)\s+)?[^\s\"',;]+"
+    r"|\bsk-[A-Za-z0-9_\-]{4,}")
+
+
+def mask_secrets(text: str, redact: Sequence[str] = ()) -> str:
+    """``text`` with every string in ``redact`` (the relay's own API key) and
+    anything shaped like a credential replaced by ``***``."""
+    for secret in redact:
+        if secret:
+            text = text.replace(secret, "***")
+    return _SECRET.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match[1]:
+        return f"{match[1]} ***"
+    if match[2]:
+        return f"{match[2]}{match[3]}***"
+    return "sk-***"
+
+
+def _identifier(value: object) -> str | None:
+    return value if isinstance(value, str) and _IDENTIFIER.fullmatch(value) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Trust:
+    """How much of the upstream's words readers may hear, and what to mask."""
+
+    expose: bool = False
+    redact: tuple[str, ...] = ()
+
+    def told(self, status: int, message: str, kind: object, param: object, code: object,
+             headers: Mapping[str, str] | None = None) -> UpstreamError:
+        said = mask_secrets(message, self.redact)
+        # %r: whatever the upstream sent is escaped before it reaches the log.
+        logger.warning("the upstream API answered %d: %r", status, said)
+        generic = _TOLD.get(status) or ("The upstream API failed." if status >= 500
+                                        else "The upstream API rejected the request.")
+        fallback = "server_error" if status >= 500 else "invalid_request_error"
+        return UpstreamError(status, said if self.expose else generic,
+                             type=_identifier(kind) or fallback, param=_identifier(param),
+                             code=_identifier(code), headers=headers, upstream_message=said)
 
 
 #: httpx exception name -> (status, code, message) for a failed connection.
@@ -396,6 +547,8 @@ def relay_response(
     result: RelayResult | None = None,
     background: RelayBackground | None = None,
     on_outcome: OutcomeCallback | None = None,
+    expose_upstream_errors: bool = False,
+    redact: Sequence[str] = (),
 ) -> StreamingResponse:
     """The response that relays ``chunks`` in ``mode``.
 
@@ -410,7 +563,8 @@ def relay_response(
                     inactivity_timeout=inactivity_timeout)
     result = RelayResult() if result is None else result
     producer = relay_events(chunks, mode, first_token_timeout=first_token_timeout,
-                            inactivity_timeout=inactivity_timeout, result=result)
+                            inactivity_timeout=inactivity_timeout, result=result,
+                            expose_upstream_errors=expose_upstream_errors, redact=redact)
     task = None if background is None else functools.partial(background, result)
     if isinstance(spec.format, NDJSONFormat):
         return NDJSONResponse(producer, headers=headers, background=task, commit_deadline=None,
@@ -434,6 +588,9 @@ class ChatRelay:
     ``None`` for none: ``connect_timeout`` for the TCP connection,
     ``first_token_timeout`` from the request to the first chunk (the prefill),
     ``inactivity_timeout`` between chunks. They apply to a given client too.
+    ``max_event_size`` bounds one upstream event (or a line without end);
+    ``expose_upstream_errors`` tells readers the upstream's own error text
+    (credentials masked) instead of a generic sentence: for trusted readers only.
     """
 
     def __init__(
@@ -448,12 +605,19 @@ class ChatRelay:
         inactivity_timeout: float | None = 30.0,
         max_retries: int = 0,
         ping: float | None = 15.0,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        expose_upstream_errors: bool = False,
     ) -> None:
         _check_timeouts(connect_timeout=connect_timeout, first_token_timeout=first_token_timeout,
                         inactivity_timeout=inactivity_timeout)
         check_seconds("ping", ping, zero_ok=True)
         if type(max_retries) is not int or max_retries < 0:
             raise StreamingConfigError(f"max_retries must be an int >= 0, not {max_retries!r}")
+        if type(max_event_size) is not int or max_event_size < 1:
+            raise StreamingConfigError(f"max_event_size must be an int >= 1, "
+                                       f"not {max_event_size!r}")
+        self.max_event_size = max_event_size
+        self.expose_upstream_errors = expose_upstream_errors
         self._owns_client = client is None
         self.client = client if client is not None else _build_client(base_url, api_key,
                                                                        max_retries)
@@ -495,19 +659,29 @@ class ChatRelay:
         else:
             chunks = self.upstream(body, headers=upstream_headers,
                                    include_usage=mode != "openai")
+        key = getattr(self.client, "api_key", None)
         return relay_response(chunks, mode, first_token_timeout=self.first_token_timeout,
                               inactivity_timeout=self.inactivity_timeout, ping=self.ping,
-                              result=result, background=background, on_outcome=on_outcome)
+                              result=result, background=background, on_outcome=on_outcome,
+                              expose_upstream_errors=self.expose_upstream_errors,
+                              redact=[key] if isinstance(key, str) else [])
 
     async def upstream(self, body: Mapping[str, Any], *, headers: Mapping[str, str] | None = None,
-                       include_usage: bool = False) -> AsyncIterator[ChatCompletionChunk]:
-        """The upstream's chunks for ``body``, as the SDK parses them. The HTTP
-        response is closed when this generator ends, fails, is cancelled or is
-        closed; an unfinished one takes its connection down with it."""
+                       include_usage: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """The upstream's chunks for ``body``, as wire-format dicts (an error
+        object too: ``relay_events`` raises it). The SDK makes the request and
+        raises for an error status; the event stream is read here, with a
+        bounded parser, since the SDK's would hold a line without end whole.
+        The HTTP response is closed when this generator ends, fails, is
+        cancelled or is closed; an unfinished one takes its connection down."""
         stream = await self._create(body, headers, include_usage)
+        parser = SSEParser(max_event_size=self.max_event_size)
         try:
-            while (chunk := await anext(stream, None)) is not None:
-                yield chunk
+            async for data in stream.response.aiter_bytes():
+                for event in _events(parser, data, self.max_event_size):
+                    if event.data.startswith("[DONE]"):
+                        return
+                    yield _chunk_json(event.data)
         finally:
             await _close_sdk_stream(stream)
 
@@ -547,6 +721,25 @@ async def _close_sdk_stream(stream: AsyncStream[Any]) -> None:
         inner = getattr(stream, "_iterator", None)
         if inner is not None and hasattr(inner, "aclose"):
             await inner.aclose()
+
+
+def _events(parser: SSEParser, data: bytes, limit: int) -> list[ServerSentEvent]:
+    try:
+        return parser.feed(data)
+    except SSELimitError:
+        raise UpstreamError(502, f"The upstream API sent an event larger than {limit} "
+                            "bytes.", type="upstream_error",
+                            code="upstream_event_too_large") from None
+
+
+def _chunk_json(data: str) -> dict[str, Any]:
+    try:
+        chunk = parse_json(data)  # strict: too deep or a lone surrogate is malformed too
+    except InvalidJSONError as exc:
+        raise _malformed(f"not JSON ({exc.detail})") from None
+    if not isinstance(chunk, dict):
+        raise _malformed("not a JSON object")
+    return chunk
 
 
 async def _refuse(error: UpstreamError) -> AsyncIterator[Any]:
