@@ -42,6 +42,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from examples.params import QueryError, query_int
 from streaming import (
     EventSourceResponse,
     FileResponse,
@@ -291,10 +292,10 @@ def create_app(root: Path | None = None, *, max_upload: int = 1024**3,
 
     async def export(request: Request) -> Answer:
         try:
-            rows = min(int(request.query_params.get("rows", "1000")), 10_000_000)
-        except ValueError:
-            return PlainTextResponse("rows must be an integer", status_code=400)
-        return StreamingResponse(csv_rows(max(rows, 0)), media_type="text/csv",
+            rows = query_int(request, "rows", 1000, 0, 10_000_000)
+        except QueryError as error:
+            return PlainTextResponse(str(error), status_code=400)
+        return StreamingResponse(csv_rows(rows), media_type="text/csv",
                                  headers={"content-disposition": _attachment("export.csv")})
 
     async def bundle(request: Request) -> Answer:
@@ -327,7 +328,8 @@ def create_app(root: Path | None = None, *, max_upload: int = 1024**3,
             return None
         state = uploads.state(upload_id)
         length = request.headers.get("content-length", "")
-        state.total = int(length) if length.isdigit() else None
+        # ASCII digits only: str.isdigit() alone also takes "²" and "١٢".
+        state.total = int(length) if length.isascii() and length.isdigit() else None
         return state
 
     async def store(request: Request, work: AsyncIterator[UploadResult],

@@ -22,9 +22,11 @@ from contextlib import asynccontextmanager
 import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from examples.params import QueryError, query_int, query_seconds
 from streaming import EventSourceResponse, StreamingResponse, StreamLimiter
 from streaming.inspector import Inspector, loopback_only
 from streaming.limits import client_address
@@ -33,8 +35,11 @@ from streaming.metrics import StreamMetrics
 from streaming.observe import StreamWatch
 
 
-async def ticks(request: Request) -> EventSourceResponse:
-    pace = min(10.0, max(0.01, float(request.query_params.get("pace", "0.5"))))
+async def ticks(request: Request) -> Response:
+    try:
+        pace = query_seconds(request, "pace", 0.5, 0.01, 10.0)
+    except QueryError as error:
+        return PlainTextResponse(str(error), status_code=400)
 
     async def produce() -> AsyncIterator[str]:
         for n in range(1_000_000):
@@ -43,8 +48,11 @@ async def ticks(request: Request) -> EventSourceResponse:
     return EventSourceResponse(produce())
 
 
-async def tokens(request: Request) -> StreamingResponse:
-    n = min(10_000, int(request.query_params.get("n", "200")))
+async def tokens(request: Request) -> Response:
+    try:
+        n = query_int(request, "n", 200, 0, 10_000)
+    except QueryError as error:
+        return PlainTextResponse(str(error), status_code=400)
 
     async def produce() -> AsyncIterator[str]:
         await anyio.sleep(random.uniform(0.1, 0.6))  # the model thinks first
@@ -54,8 +62,11 @@ async def tokens(request: Request) -> StreamingResponse:
     return StreamingResponse(produce(), media_type="text/plain")
 
 
-async def generated(request: Request) -> StreamingResponse:
-    size = min(100_000_000, int(request.query_params.get("size", "2000000")))
+async def generated(request: Request) -> Response:
+    try:
+        size = query_int(request, "size", 2_000_000, 0, 100_000_000)
+    except QueryError as error:
+        return PlainTextResponse(str(error), status_code=400)
 
     async def produce() -> AsyncIterator[bytes]:
         block = b"\0" * 65536

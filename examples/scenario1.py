@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import streaming
+from examples.params import DECIMAL, INTEGER
 from streaming.compare.starlette_layer import starlette_response
 
 Layer = Literal["raw", "starlette"]
@@ -228,20 +228,13 @@ class ParameterError(ValueError):
     """A path or query parameter outside its bounds; answered with 422."""
 
 
-#: What the parameters may look like: ASCII digits (a sign only so that "-1"
-#: gets the range message), a decimal point for the delay. ``int()`` and
-#: ``float()`` alone would also take "١٢", "1_0", " +5 ", "1e3", "inf", "nan".
-_INTEGER = re.compile(r"-?[0-9]{1,9}")
-_DECIMAL = re.compile(r"-?[0-9]{1,9}(?:\.[0-9]{1,9})?")
-
-
 def parse_count(text: str) -> int:
     """Return ``text`` as a count in ``0..MAX_COUNT`` or raise ``ParameterError``.
 
     The route takes ``{count}`` as a string on purpose: ``{count:int}`` would
     not match ``-1`` at all and answer 404, which hides the real mistake.
     """
-    if _INTEGER.fullmatch(text) is None:
+    if INTEGER.fullmatch(text) is None:
         raise ParameterError(f"count must be an integer, got {text!r}")
     count = int(text)
     if not 0 <= count <= MAX_COUNT:
@@ -255,7 +248,7 @@ def parse_delay(text: str | None, default: float) -> float:
     exponent, NaN or infinity)."""
     if text is None:
         return default
-    if _DECIMAL.fullmatch(text) is None:
+    if DECIMAL.fullmatch(text) is None:
         raise ParameterError(f"delay must be a number of seconds, got {text!r}")
     delay = float(text)
     if not (math.isfinite(delay) and 0 <= delay <= MAX_DELAY):

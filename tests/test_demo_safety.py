@@ -5,6 +5,7 @@ a same-origin check done as the browser resolves the URL."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -128,3 +129,36 @@ def test_the_ticker_keeps_a_bounded_record_of_connections() -> None:
     for i in range(5000):
         channel.connections.append(Connection(float(i), None))
     assert len(channel.connections) == channel.connections.maxlen
+
+
+# -- strict numbers in the other examples -------------------------------------------
+
+HOSTILE_NUMBERS = ["١٢", "1_0", "+5", " 5", "0x10", "1e3", "nan", "inf", "", "9" * 50, "-1"]
+
+
+@pytest.mark.parametrize("text", HOSTILE_NUMBERS)
+@pytest.mark.parametrize("route", ["/tokens?n=", "/download?size=", "/ticks?pace="])
+async def test_production_example_answers_bad_numbers_with_400(route: str, text: str) -> None:
+    from examples.production import routes
+
+    response = await StreamingClient(routes).get(route + quote(text))
+    assert response.status_code == 400, response.body
+    assert b"must be" in response.body
+
+
+@pytest.mark.parametrize("text", HOSTILE_NUMBERS)
+async def test_files_example_answers_bad_rows_with_400(text: str, tmp_path: Path) -> None:
+    from examples.files import create_app
+
+    response = await StreamingClient(create_app(tmp_path)).get("/export.csv?rows=" + quote(text))
+    assert response.status_code == 400, response.body
+    assert b"rows must be" in response.body
+
+
+async def test_the_strict_numbers_still_take_plain_ones(tmp_path: Path) -> None:
+    from examples.files import create_app
+    from examples.production import routes
+
+    assert (await StreamingClient(routes).get("/tokens?n=3")).body == b"token0 token1 token2 "
+    csv = await StreamingClient(create_app(tmp_path)).get("/export.csv?rows=2")
+    assert csv.status_code == 200 and len(csv.body.splitlines()) == 3
