@@ -23,20 +23,25 @@ class QueryError(ValueError):
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
     """The integer query parameter ``name`` in ``low..high`` (``default`` when absent)."""
-    text = request.query_params.get(name)
-    if text is None:
-        return default
-    if INTEGER.fullmatch(text) is None or not low <= int(text) <= high:
-        raise QueryError(f"{name} must be an integer from {low} to {high}")
-    return int(text)
+    text = _checked(request, name, INTEGER, f"an integer from {low} to {high}", low, high)
+    return default if text is None else int(text)
 
 
 def query_seconds(request: Request, name: str, default: float, low: float,
                   high: float) -> float:
     """The decimal query parameter ``name`` in ``low..high`` (``default`` when absent)."""
+    text = _checked(request, name, DECIMAL, f"a number of seconds from {low} to {high}",
+                    low, high)
+    return default if text is None else float(text)
+
+
+def _checked(request: Request, name: str, syntax: re.Pattern[str], what: str,
+             low: float, high: float) -> str | None:
+    """The parameter's text when absent (None) or well-formed and in bounds.
+
+    ``float()`` compares integers exactly too: the syntax allows at most nine digits.
+    """
     text = request.query_params.get(name)
-    if text is None:
-        return default
-    if DECIMAL.fullmatch(text) is None or not low <= float(text) <= high:
-        raise QueryError(f"{name} must be a number of seconds from {low} to {high}")
-    return float(text)
+    if text is not None and (syntax.fullmatch(text) is None or not low <= float(text) <= high):
+        raise QueryError(f"{name} must be {what}")
+    return text
