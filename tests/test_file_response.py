@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,6 +122,49 @@ async def test_missing_file_and_directory(tmp_path: Path) -> None:
     for target in (tmp_path / "missing", tmp_path):
         client = StreamingClient(app_for(lambda t=target: FileResponse(t)))  # type: ignore[misc]
         with pytest.raises(FileResponseError):
+            await client.get("/")
+
+
+class _FifoRescue:
+    """Opens the write end of ``fifo`` after ``deadline`` seconds, which
+    releases a reader blocked in ``open()``, so a regression fails the test
+    (``fired``) instead of hanging it: a worker thread cannot be cancelled."""
+
+    def __init__(self, fifo: Path, deadline: float = 5.0) -> None:
+        self.fifo, self.fired = fifo, False
+        self._timer = threading.Timer(deadline, self._release)
+
+    def _release(self) -> None:
+        self.fired = True
+        with contextlib.suppress(OSError):  # ENXIO: nobody was blocked
+            os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    def __enter__(self) -> _FifoRescue:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+
+async def test_fifo_device_and_unreadable_file_are_refused_before_headers(
+        tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with _FifoRescue(fifo) as rescue:
+        client = StreamingClient(app_for(lambda: FileResponse(fifo)))
+        with pytest.raises(FileResponseError, match="is not a file"):
+            await client.get("/")
+    assert not rescue.fired, "opening a FIFO with no writer blocked the worker thread"
+    client = StreamingClient(app_for(lambda: FileResponse("/dev/zero")))
+    with pytest.raises(FileResponseError, match="is not a file"):
+        await client.get("/")
+    if os.geteuid() != 0:  # root reads a mode-0 file anyway
+        locked = tmp_path / "locked"
+        locked.write_bytes(b"secret")
+        locked.chmod(0)
+        client = StreamingClient(app_for(lambda: FileResponse(locked)))
+        with pytest.raises(FileResponseError, match="is not readable"):
             await client.get("/")
 
 

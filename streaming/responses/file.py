@@ -361,16 +361,22 @@ def _open_regular_file(path: str | os.PathLike[str], prefetch: int,
                        ) -> tuple[int, os.stat_result, bytes]:
     """Open ``path`` (a regular file, else ``FileResponseError``), ``fstat``
     it, and read its first ``prefetch`` bytes: one worker-thread call."""
+    # O_NONBLOCK: opening a FIFO with no writer would otherwise block this
+    # worker thread for ever; it changes nothing for a regular file, and
+    # anything else is refused below before a byte is read.
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, flags)
     except FileNotFoundError:
-        raise FileResponseError(f"File at path {os.fspath(path)} does not exist.") from None
+        raise FileResponseError(f"File at path {os.fspath(path)!r} does not exist.") from None
     except IsADirectoryError:
-        raise FileResponseError(f"File at path {os.fspath(path)} is not a file.") from None
+        raise FileResponseError(f"File at path {os.fspath(path)!r} is not a file.") from None
+    except PermissionError:
+        raise FileResponseError(f"File at path {os.fspath(path)!r} is not readable.") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise FileResponseError(f"File at path {os.fspath(path)} is not a file.")
+        raise FileResponseError(f"File at path {os.fspath(path)!r} is not a file.")
     head = b""
     if prefetch:
         head = os.pread(fd, min(prefetch, st.st_size), 0)
@@ -378,7 +384,7 @@ def _open_regular_file(path: str | os.PathLike[str], prefetch: int,
         if len(head) != min(prefetch, st.st_size) or (
                 (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns)):
             os.close(fd)
-            raise FileChangedError(f"the file at {os.fspath(path)} changed while it was opened")
+            raise FileChangedError(f"the file at {os.fspath(path)!r} changed while it was opened")
     return fd, st, head
 
 
