@@ -51,6 +51,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from streaming._types import Receive, Scope, Send
 from streaming.observe import StreamRecord, route_of
 from streaming.outcome import EndReason
+from streaming.responses import send_whole
 
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
                     600.0, 1800.0, 3600.0)
@@ -151,10 +152,7 @@ class StreamMetrics:
         if scope["type"] != "http":
             return
         body = await anyio.to_thread.run_sync(self.exposition)  # reads files: not on the loop
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode()),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await send_whole(send, 200, body, CONTENT_TYPE_LATEST)
 
     def exposition(self) -> bytes:
         """The current figures: this process's, or every worker's in

@@ -27,22 +27,22 @@ from streaming._types import Receive, Scope, Send
 from streaming.encoders.sse import ServerSentEvent
 from streaming.exceptions import StreamingConfigError
 from streaming.observe import FLOW_KEY, WATCH_KEY, StreamRecord
-from streaming.responses import EventSourceResponse
+from streaming.responses import EventSourceResponse, send_whole
 
 AllowCheck = Callable[[Scope], "bool | Awaitable[bool]"]
 
 #: Upper bounds (seconds) of the time-to-first-byte histogram's bars.
 TTFB_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
-_ASSETS = {"/": ("index.html", b"text/html; charset=utf-8"),
-           "/app.js": ("app.js", b"text/javascript; charset=utf-8"),
-           "/app.css": ("app.css", b"text/css; charset=utf-8")}
-_SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; "
-                                 b"connect-src 'self'; img-src 'self'; frame-ancestors 'none'"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"cache-control", b"no-store"),
-]
+_ASSETS = {"/": ("index.html", "text/html; charset=utf-8"),
+           "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+           "/app.css": ("app.css", "text/css; charset=utf-8")}
+_SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+                               "connect-src 'self'; img-src 'self'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-store",
+}
 
 
 def loopback_only(scope: Scope) -> bool:
@@ -144,7 +144,7 @@ class Inspector:
         scope.pop(WATCH_KEY, None)
         scope.pop(FLOW_KEY, None)
         if not await self._allowed(scope):
-            await _respond(send, 403, b"text/plain; charset=utf-8", b"Forbidden\n")
+            await _respond(send, 403, "text/plain; charset=utf-8", b"Forbidden\n")
             return
         path = _sub_path(scope)
         if path in _ASSETS:
@@ -157,11 +157,11 @@ class Inspector:
         elif path.startswith("/streams/") and path[9:].isdigit():
             flow = self.flow(int(path[9:]))
             if flow is None:
-                await _respond(send, 404, b"text/plain; charset=utf-8", b"No such stream\n")
+                await _respond(send, 404, "text/plain; charset=utf-8", b"No such stream\n")
             else:
-                await _respond(send, 200, b"application/json", json.dumps(flow).encode())
+                await _respond(send, 200, "application/json", json.dumps(flow).encode())
         else:
-            await _respond(send, 404, b"text/plain; charset=utf-8", b"Not found\n")
+            await _respond(send, 404, "text/plain; charset=utf-8", b"Not found\n")
 
     async def _allowed(self, scope: Scope) -> bool:
         verdict = self.allow(scope)
@@ -209,9 +209,5 @@ def _sub_path(scope: Scope) -> str:
     return path or "/"
 
 
-async def _respond(send: Send, status: int, content_type: bytes, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type),
-                            (b"content-length", str(len(body)).encode()),
-                            *_SECURITY_HEADERS]})
-    await send({"type": "http.response.body", "body": body})
+async def _respond(send: Send, status: int, content_type: str, body: bytes) -> None:
+    await send_whole(send, status, body, content_type, _SECURITY_HEADERS)

@@ -12,6 +12,7 @@ releases it when the endpoint returns the response, before the stream starts.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -25,6 +26,7 @@ from streaming.exceptions import SlotStoreUnavailable, StreamingConfigError
 from streaming.limits.rate import PacedSend, check_rate, without_bypasses
 from streaming.limits.slots import Claim, MemorySlots, SlotStore
 from streaming.observe import WATCH_KEY
+from streaming.responses import send_whole
 
 logger = logging.getLogger("streaming")
 
@@ -80,7 +82,7 @@ class StreamLimiter:
         self.retry_after = _check_seconds("retry_after", retry_after)
         self.rate = None if max_bytes_per_second is None else check_rate(max_bytes_per_second)
         self.slots: SlotStore = MemorySlots() if slots is None else slots
-        self._retry_header = str(math.ceil(self.retry_after)).encode()
+        self._retry_header = {"retry-after": str(math.ceil(self.retry_after))}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -145,16 +147,8 @@ class StreamLimiter:
         return lease, early.receive
 
     async def _refuse(self, send: Send, status: int, body: bytes) -> None:
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", self._retry_header),
-        ]
-        try:
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-        except OSError:
-            pass  # an ASGI 2.4 server: the client has gone
+        with contextlib.suppress(OSError):  # an ASGI 2.4 server: the client has gone
+            await send_whole(send, status, body, "text/plain; charset=utf-8", self._retry_header)
 
 
 #: ``_wait_for_slot``'s answer when the client disconnected while waiting.

@@ -6,6 +6,7 @@ from streaming.responses.headers import ResponseHeaders
 from streaming.responses.ndjson import NDJSONResponse
 from streaming.responses.sse import EventSourceResponse
 from streaming.responses.stream import StreamingResponse
+from streaming.responses.whole import send_whole
 
 __all__ = [
     "EventSourceResponse",
@@ -13,4 +14,5 @@ __all__ = [
     "NDJSONResponse",
     "ResponseHeaders",
     "StreamingResponse",
+    "send_whole",
 ]

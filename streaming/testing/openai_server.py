@@ -57,7 +57,7 @@ from streaming.exceptions import (
 )
 from streaming.integrations import openai_wire as wire
 from streaming.request_body import RequestBody, parse_json
-from streaming.responses import EventSourceResponse, StreamingResponse
+from streaming.responses import EventSourceResponse, StreamingResponse, send_whole
 
 #: The reply when ``text`` is not given: card 7 of the tutorial, then English.
 REPLY_TEXT = ("OpenAI 的 stream=True 参数开启流式模式，逐 token 返回生成内容。"
@@ -624,11 +624,7 @@ async def _read_body(scope: Scope, receive: Receive, max_size: int) -> bytes | N
 async def _send_json(send: Send, status: int, obj: object,
                      headers: Mapping[str, str] | None = None) -> None:
     body = json.dumps(obj, ensure_ascii=False).encode()
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
-    raw += [(b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send_whole(send, status, body, "application/json", headers or {})
 
 
 async def _serve_lifespan(receive: Receive, send: Send) -> None:

@@ -1,0 +1,45 @@
+"""A whole response in two messages, for a small body known in full (a JSON
+error, a page, the metrics text): nothing to stream, so no driver, no race
+with a disconnect, and no commit deadline.
+
+The apps of the library that answer this way (the metrics endpoint, the
+inspector's pages, the local OpenAI test double) go through ``send_whole``,
+so their headers get the same checks as a streamed response's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from streaming._types import RawHeaders, Send
+from streaming.encoders.headers import encode_header
+from streaming.exceptions import HeaderValidationError
+
+__all__ = ["send_whole", "whole_headers"]
+
+#: The server frames the body from ``Content-Length``, which is ours to set.
+_OURS = (b"content-length", b"content-type", b"transfer-encoding")
+
+
+def whole_headers(body: bytes, content_type: str,
+                  headers: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> RawHeaders:
+    """The raw headers of a whole response: each of ``headers`` checked by
+    ``encode_header``, then ``Content-Type`` and ``Content-Length``. A framing
+    or content-type header among ``headers`` is a ``HeaderValidationError``."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    raw = [encode_header(name, value) for name, value in pairs]
+    for name, _ in raw:
+        if name in _OURS:
+            raise HeaderValidationError(f"header {name.decode()!r} is set from the body")
+    raw.append(encode_header("content-type", content_type))
+    raw.append((b"content-length", str(len(body)).encode()))
+    return raw
+
+
+async def send_whole(send: Send, status: int, body: bytes, content_type: str,
+                     headers: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+    """Send ``status``, the headers (``whole_headers``) and ``body`` as one
+    complete response."""
+    raw = whole_headers(body, content_type, headers)  # before anything is sent
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
