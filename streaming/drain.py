@@ -90,10 +90,6 @@ class Drain:
         self._done: anyio.Event | None = None  # made on first use: it needs a loop
 
     @property
-    def draining(self) -> bool:
-        return self._draining
-
-    @property
     def open_streams(self) -> int:
         return len(self._stops)
 
@@ -115,7 +111,12 @@ class Drain:
             finished.set()
 
     async def drain(self) -> DrainReport:
-        """Stop every stream and wait for them, at most ``grace`` seconds."""
+        """Start the drain and wait for it to finish: stop every stream, then
+        wait for them, at most ``grace`` seconds. A drain happens once: a
+        later call (a second signal, shutdown code after a signal) starts
+        nothing and waits for the same report (``wait_for_drain``)."""
+        if self._draining:
+            return await self.wait_for_drain()
         self._draining = True
         waiting = list(self._finished.values())
         for stop in list(self._stops.values()):

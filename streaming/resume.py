@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from streaming._checks import check_seconds
@@ -92,10 +92,6 @@ class ReplayBuffer:
         if not event.id:
             raise MissingEventIdError("only events with an id can be replayed")
         self._events.append((self._clock(), event))
-
-    def extend(self, events: Iterable[ServerSentEvent]) -> None:
-        for event in events:
-            self.append(event)
 
     def since(self, last_event_id: str | None) -> Replay:
         """Events published after ``last_event_id``. ``None`` (a fresh client)

@@ -80,3 +80,26 @@ async def test_a_signal_the_process_ignores_stays_ignored() -> None:
                 assert signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGUSR1, old)
+
+
+async def test_a_second_drain_call_waits_for_the_first_and_stops_nothing_again() -> None:
+    drain = Drain(grace=5)
+    stops: list[object] = []
+    leave = anyio.Event()
+
+    def stop(final: object) -> None:
+        stops.append(final)
+        leave.set()
+
+    async def stream() -> None:
+        with drain.track(stop):
+            await leave.wait()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(stream)
+            await anyio.wait_all_tasks_blocked()
+            first = await drain.drain()
+            second = await drain.drain()  # a second SIGTERM, or shutdown code after one
+    assert first is second and first.drained == 1
+    assert stops == [drain.final]

@@ -52,7 +52,7 @@ class ThreadedIterator:
         self._allowance = 1
         self._lock = threading.Lock()
         self._running = False  # a next() is running in a worker thread
-        self._wanted = False  # the driver awaits a next(), queued or running
+        self._awaited = False  # the driver awaits a next(), queued or running
         self._close_requested = False
         self._closed = threading.Event()
         self._close_error: BaseException | None = None
@@ -71,12 +71,12 @@ class ThreadedIterator:
             end, self._end = self._end, None
             self._exhausted = True
             raise end
-        self._wanted = True
+        self._awaited = True
         self.round_trips += 1
         try:
             ready = await anyio.to_thread.run_sync(self._pull_in_thread, abandon_on_cancel=True)
         finally:
-            self._wanted = False
+            self._awaited = False
         if not ready:
             self._exhausted = True
             raise StopAsyncIteration
@@ -179,10 +179,11 @@ class ThreadedIterator:
         return self._iterator
 
     @property
-    def running(self) -> bool:
+    def busy(self) -> bool:
         """True while the driver waits for a ``next()``, running in a worker
-        thread or queued for one (all threads busy): the producer is busy."""
-        return self._wanted
+        thread or queued for one (all threads busy): the producer is busy
+        (``_running`` says only whether a thread has it)."""
+        return self._awaited
 
 
 def _size(item: object) -> int:
@@ -204,7 +205,7 @@ def open_source(content: ContentStream) -> AsyncIterator[Any]:
     other async iterables behind ``TrackedIterator``, sync iterables threaded.
 
     The driver's keep-alive look tells "waiting for the producer" from "blocked
-    in send()" by the generator's ``ag_running`` (or the wrappers' ``running``),
+    in send()" by the generator's ``ag_running`` (or the wrappers' ``busy``),
     which costs nothing per chunk for generators.
     """
     if isinstance(content, AsyncGenerator):
@@ -219,21 +220,21 @@ class TrackedIterator:
     stream object), with the busy flag a generator has built in, and closed
     even if it was never iterated."""
 
-    __slots__ = ("_iterator", "running")
+    __slots__ = ("_iterator", "busy")
 
     def __init__(self, iterator: AsyncIterator[Any]) -> None:
         self._iterator = iterator
-        self.running = False
+        self.busy = False  # inside __anext__: an async generator's ag_running
 
     def __aiter__(self) -> TrackedIterator:
         return self
 
     async def __anext__(self) -> Any:
-        self.running = True
+        self.busy = True
         try:
             return await self._iterator.__anext__()
         finally:
-            self.running = False
+            self.busy = False
 
     async def aclose(self) -> None:
         aclose = getattr(self._iterator, "aclose", None)
@@ -245,7 +246,7 @@ def producer_busy(source: object) -> bool:
     """True if the producer is working (awaiting inside, or its thread running),
     False if it is parked at a yield, which means the driver is in ``send()``."""
     if isinstance(source, ThreadedIterator | TrackedIterator):
-        return source.running
+        return source.busy
     return bool(getattr(source, "ag_running", True))
 
 

@@ -222,6 +222,8 @@ class RequestLog:
         return self._records[number]
 
     def snapshot(self) -> list[RequestRecord]:
+        """The records still held (the newest ``keep``), oldest first: a
+        copy, taken in one step while requests go on arriving."""
         with self._changed:
             return list(self._records.values())
 
