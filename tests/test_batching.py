@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from streaming import (
@@ -15,6 +16,8 @@ from streaming import (
     SSEParser,
     StreamingResponse,
 )
+from streaming.driver import Driver
+from streaming.driver.batching import BURST
 from streaming.testing import StreamingClient
 
 
@@ -124,3 +127,104 @@ async def test_sse_events_stay_whole_when_batched() -> None:
     parsed = SSEParser().feed(response.body)
     assert [e.data for e in parsed] == [f"event {i}" for i in range(1000)]
     assert len(body_messages(response)) < 50
+
+
+async def test_a_burst_is_sent_while_the_producer_waits_after_it(hand_offs: list[int]) -> None:
+    """Bursts longer than BURST are held; the producer then waits until the
+    client has seen the burst's last chunk: held chunks must be handed off
+    when it starts to wait, or this deadlocks."""
+    seen = [anyio.Event() for _ in range(4)]
+
+    async def bursts() -> AsyncIterator[bytes]:
+        for burst in range(4):
+            for i in range(3 * BURST):
+                yield b"%d.%02d\n" % (burst, i)
+            await seen[burst].wait()
+
+    app = StreamingResponse(bursts(), batch=True)
+    with anyio.fail_after(5):
+        async with StreamingClient(app).stream("GET", "/") as response:
+            async for _ in response.iter_chunks():
+                if response.body.endswith(b".%02d\n" % (3 * BURST - 1)):
+                    seen[response.body.count(b".00\n") - 1].set()
+    lines = response.body.splitlines()
+    assert lines == [b"%d.%02d" % (b, i) for b in range(4) for i in range(3 * BURST)]
+    assert len(body_messages(response)) < len(lines) // 2  # held, not one per chunk
+    assert len(hand_offs) == 4 and sum(hand_offs) > 4 * BURST  # one task per burst
+
+
+@pytest.fixture
+def hand_offs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many held batches went out from a task of their own, by size."""
+    sizes: list[int] = []
+    original = Driver._send_handed
+
+    async def counted(self: Driver, batch: list[bytes | memoryview], done: anyio.Event) -> None:
+        sizes.append(len(batch))
+        await original(self, batch, done)
+
+    monkeypatch.setattr(Driver, "_send_handed", counted)
+    return sizes
+
+
+async def test_batching_starts_no_task_on_a_stream_that_waits_between_chunks(
+        hand_offs: list[int]) -> None:
+    """An event stream's producer waits after each event: each is sent at
+    once, no task is made for it, and the response runs with the listener as
+    its only child task, as without batching."""
+    counts: dict[bool, int] = {}
+    for batch in (False, True):
+        go_on = anyio.Event()
+
+        async def events() -> AsyncIterator[str]:
+            for i in range(BURST * 3):
+                yield f"event {i}"
+                await anyio.lowlevel.checkpoint()  # waits, briefly, after every event
+            await go_on.wait()
+
+        app = EventSourceResponse(events(), batch=batch)
+        with anyio.fail_after(5):
+            async with StreamingClient(app).stream("GET", "/") as response:
+                async for _ in response.iter_chunks():
+                    if b"event %d\n" % (BURST * 3 - 1) in response.body:
+                        await anyio.wait_all_tasks_blocked()
+                        counts[batch] = len(anyio.get_running_tasks())
+                        go_on.set()
+        assert len(body_messages(response)) == BURST * 3 + 1  # one per event, then the end
+    assert counts[True] == counts[False]
+    assert hand_offs == []
+
+
+async def test_a_waiting_producer_is_cancelled_through_the_stepping() -> None:
+    closed = anyio.Event()
+
+    async def burst_then_wait() -> AsyncIterator[bytes]:
+        try:
+            for i in range(3 * BURST):
+                yield b"x%d\n" % i
+            await anyio.sleep_forever()
+        finally:
+            closed.set()
+
+    app = StreamingResponse(burst_then_wait(), batch=True)
+    with anyio.fail_after(5):
+        async with StreamingClient(app).stream("GET", "/") as response:
+            async for _ in response.iter_chunks():
+                if response.body.endswith(b"x%d\n" % (3 * BURST - 1)):
+                    break
+        outcome = await app.wait_for_outcome()
+    assert closed.is_set()
+    assert outcome.reason is EndReason.CLIENT_DISCONNECTED
+
+
+async def test_a_sync_producer_is_batched_too() -> None:
+    def rows() -> Iterator[bytes]:
+        for i in range(5000):
+            yield b"%015d\n" % i
+
+    app = StreamingResponse(rows(), batch=True)
+    with anyio.fail_after(10):
+        response = await StreamingClient(app).get("/")
+    assert response.body == b"".join(b"%015d\n" % i for i in range(5000))
+    assert len(body_messages(response)) < 500
+    assert app.outcome is not None and app.outcome.chunks_sent == 5000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -13,7 +13,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from streaming._types import Message, RawHeaders, Receive, Send
-from streaming.driver.batching import Batcher
+from streaming.driver.batching import BURST, HIGH_WATER, Next
 from streaming.driver.closing import Warner, close_after_late_item, ignored_generator_exit
 from streaming.driver.policy import StreamPolicy
 from streaming.driver.request import RequestStream
@@ -111,7 +111,6 @@ class Driver:
     # Slots: thousands of idle streams each hold one driver.
     __slots__ = (
         "_attention",
-        "_batcher",
         "_bytes",
         "_chunks",
         "_commit_due",
@@ -119,6 +118,7 @@ class Driver:
         "_final",
         "_first_at",
         "_fmt",
+        "_handing",
         "_head_sent",
         "_listening",
         "_look_due",
@@ -165,7 +165,7 @@ class Driver:
         self._head_sent: anyio.Event | None = None
         self._commit_due = self._look_due = self._first_at = self._started = math.inf
         self._watchdog: Watchdog | None = None
-        self._batcher: Batcher | None = None
+        self._handing: anyio.Event | None = None  # batch=True: held chunks on their way
         self._scope: anyio.CancelScope | None = None
         self._source: object = None
         self._chunks = self._bytes = 0
@@ -222,8 +222,6 @@ class Driver:
         if self._end(reason):
             self._final = final
         self._attention = True
-        if self._batcher is not None:
-            self._batcher.stopped = True
         if self._scope is not None:
             self._scope.cancel()
 
@@ -439,20 +437,15 @@ class Driver:
 
     # -- the body -----------------------------------------------------------
 
-    def _pump(self, source: AsyncIterator[Any], group: anyio.abc.TaskGroup) -> Awaitable[bool]:
-        # A plain def returning the coroutine: no frame of its own while it runs.
-        # The pump returns True when it got an item after the stream was stopped.
-        if self._policy.batch:
-            return self._pump_batches(source, group)
-        return self._pump_chunks(source)
-
-    async def _pump_chunks(self, source: AsyncIterator[Any]) -> bool:
-        # The first chunk is special (it commits the headers); the loop after it
-        # does one encode and one send per chunk, plus a checkpoint every
-        # _YIELD_MASK + 1 chunks: a producer that never awaits, sending to a
-        # server whose send() does not suspend (uvicorn's, until its buffer
-        # fills, and always once the client is gone), would otherwise never let
-        # the disconnect listener, or any other connection, run.
+    async def _pump(self, source: AsyncIterator[Any], group: anyio.abc.TaskGroup) -> bool:
+        # The one pump; it returns True when it got an item after the stream
+        # was stopped. The first chunk is special (it commits the headers); the
+        # loop after it does one encode and one send per chunk, plus a
+        # checkpoint every _YIELD_MASK + 1 chunks: a producer that never
+        # awaits, sending to a server whose send() does not suspend (uvicorn's,
+        # until its buffer fills, and always once the client is gone), would
+        # otherwise never let the disconnect listener, or any other connection,
+        # run. With batch=True the loop is _pump_batched's.
         encode, send, mask, size = self._fmt.encode, self._send, _YIELD_MASK, len
         if self._policy.commit_deadline == 0 and not await self._commit(self._start):
             return False  # Starlette's way: headers first
@@ -470,6 +463,8 @@ class Driver:
         self._stamp = Stamp(now, 0)
         if not await self._send_piece(body):
             return False
+        if self._policy.batch:
+            return await self._pump_batched(source, group)
         sent, nbytes = self._chunks, self._bytes
         async for item in source:
             if self._attention:  # stopped, or a look asks to time this send
@@ -533,32 +528,81 @@ class Driver:
             self._phase = Phase.COMPLETE
             self._end(EndReason.COMPLETED)
 
-    async def _pump_batches(self, source: AsyncIterator[Any], group: anyio.abc.TaskGroup) -> bool:
-        if self._policy.commit_deadline == 0 and not await self._commit(self._start):
-            return False
-        self._batcher = batcher = Batcher(self._fmt.encode_first, self._fmt.encode)
-        group.start_soon(batcher.produce, source)
-        batch = await batcher.take()
-        if batch is not None and not await self._commit(self._start):
-            return False
-        while batch is not None:
-            body = batch[0] if len(batch) == 1 else b"".join(batch)
-            if self._attention and self._reason is None:
-                self._take_stamp(self._chunks)
-            if not self._chunks:
-                self._first_at = anyio.current_time()
-            if not await self._emit(_body(body)):
-                return False
-            self._chunks += len(batch)
-            self._bytes += len(body)
-            batch = await batcher.take()
-        if batcher.late_chunk:
-            return True
-        if batcher.error is not None:
-            raise batcher.error  # every chunk before it was sent: _chunks is its index
-        if await self._commit(self._start):
+    async def _pump_batched(self, source: AsyncIterator[Any],
+                            group: anyio.abc.TaskGroup) -> bool:
+        """The loop of ``_pump`` with ``batch=True`` (``driver/batching.py``):
+        chunks are held while the producer answers at once, and sent when it
+        has to wait (by a short task, which sends them while it waits), at
+        ``HIGH_WATER`` bytes, and at the end."""
+        encode = self._fmt.encode
+        held: list[bytes | memoryview] = []
+        held_bytes = quick = 0
+        step = Next(source)
+
+        def hand_off() -> None:  # the producer is about to wait: send what is held
+            nonlocal held_bytes
+            if held:
+                self._handing = done = anyio.Event()
+                group.start_soon(self._send_handed, held[:], done)
+                held.clear()
+                held_bytes = 0
+
+        step.on_wait = hand_off
+        try:
+            while True:
+                try:
+                    item = await step
+                except StopAsyncIteration:
+                    break
+                if self._reason is not None:
+                    return True
+                quick = 0 if step.waited else quick + 1
+                if type(item) is ServerSend:
+                    if not (await self._flush(held) and await self._send_piece(item)):
+                        return False
+                    continue
+                body = item if type(item) is bytes else encode(item)
+                held.append(body)
+                held_bytes += len(body)
+                if quick < BURST or held_bytes >= HIGH_WATER:
+                    held_bytes = 0
+                    if not await self._flush(held):
+                        return False
+                    if quick >= BURST:
+                        await checkpoint()  # a producer that never waits lets others run
+        except Exception:
+            await self._flush(held)  # every chunk before the error: _chunks is its index
+            raise
+        if await self._flush(held):
             await self._finish_body()
         return False
+
+    async def _flush(self, held: list[bytes | memoryview]) -> bool:
+        """Send the held chunks as one message, after any handed off earlier."""
+        if self._handing is not None:
+            await self._handing.wait()
+            self._handing = None
+        if not held:
+            return True
+        batch = held[:]
+        held.clear()
+        return await self._send_batch(batch)
+
+    async def _send_handed(self, batch: list[bytes | memoryview], done: anyio.Event) -> None:
+        try:
+            await self._send_batch(batch)
+        finally:
+            done.set()
+
+    async def _send_batch(self, batch: list[bytes | memoryview]) -> bool:
+        body = batch[0] if len(batch) == 1 else b"".join(batch)
+        if self._attention and self._reason is None:
+            self._take_stamp(self._chunks)
+        if not await self._emit(_body(body)):
+            return False
+        self._chunks += len(batch)
+        self._bytes += len(body)
+        return True
 
     async def _fail(self, error: BaseException) -> None:
         """Turn a producer error into an error status (before commit) or an
