@@ -228,3 +228,29 @@ async def test_a_sync_producer_is_batched_too() -> None:
     assert response.body == b"".join(b"%015d\n" % i for i in range(5000))
     assert len(body_messages(response)) < 500
     assert app.outcome is not None and app.outcome.chunks_sent == 5000
+
+
+async def test_held_chunks_go_out_before_an_error_and_the_index_is_exact() -> None:
+    count = 3 * BURST
+
+    async def then_broken() -> AsyncIterator[object]:
+        for i in range(count):
+            yield {"n": i}
+        raise ValueError("broken")
+
+    client = StreamingClient(NDJSONResponse(then_broken(), batch=True),
+                             raise_app_exceptions=False)
+    with anyio.fail_after(5):
+        response = await client.get("/")
+    lines = response.body.splitlines()
+    assert lines[:count] == [b'{"n":%d}' % i for i in range(count)]
+    assert b'"error"' in lines[count] and len(lines) == count + 1
+
+    async def then_bad() -> AsyncIterator[object]:
+        for _ in range(count):
+            yield b"a"
+        yield 3.5
+
+    client = StreamingClient(StreamingResponse(then_bad(), batch=True))
+    with anyio.fail_after(5), pytest.raises(ContentTypeError, match=f"chunk {count} has type"):
+        await client.get("/")

@@ -2,33 +2,37 @@
 
 A producer that yields faster than the server takes messages pays a ``send()``
 per tiny chunk. With ``batch=True`` the pump (``Driver._pump_batched``) holds
-the chunks a fast producer has ready and sends them as one message, and it
-learns "ready" from the producer itself: ``Next`` runs one ``__anext__`` step
-by step, so it knows whether the producer answered at once or had to wait.
+the chunks a fast producer has ready and sends them as one message. It learns
+"ready" from the producer itself: the loop that collects the chunks is a
+coroutine run under ``Watched``, which sees every wait on its way to the event
+loop (a wait there can only be the producer's), so the pump knows the moment
+the producer stops answering at once.
 
 The rule that no chunk waits for a later one needs the held chunks sent the
 moment the producer starts to wait, which one task cannot do (it is the one
-waiting). So the pump guesses from the last steps: after a wait, or during a
-short run of quick answers, it sends each chunk at once (no batching, no
+waiting). So the pump guesses from the last answers: after a wait, and during
+a short run of quick answers, it sends each chunk at once (no batching, no
 cost); only after ``BURST`` quick answers in a row does it hold chunks, and
-if the producer then has to wait, ``Next`` calls ``on_wait`` before the wait
-begins, which hands the held chunks to a short task that sends them while
-the producer waits. That task exists only at the end of a burst of chunks
-that piled up; an idle stream (each event followed by a wait) never makes
-one.
+if the producer then has to wait, the held chunks go to a short task that
+sends them while it waits. That task exists only at the end of a burst of
+chunks that piled up; an idle stream (each event followed by a wait) never
+makes one.
 
-Stepping a coroutine by hand is what ``await`` does inside: every value the
-producer's step yields (a trio trap, an asyncio future) is passed up to the
-event loop as it is, and every reply or exception passed back down, so the
-producer waits exactly as it would under a plain ``await``.
+``Watched`` passes a wait through as ``await`` does inside: every value the
+coroutine yields (a trio trap, an asyncio future) goes up to the loop as it
+is, and every reply or exception comes back down, so the producer waits
+exactly as it would under a plain ``await``. The producer itself is iterated
+by ``async for``: the per-chunk cost is the same as without ``Watched``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Generator
-from typing import Any
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, TypeVar
 
-__all__ = ["BURST", "HIGH_WATER", "Next"]
+_T = TypeVar("_T")
+
+__all__ = ["BURST", "HIGH_WATER", "Batch", "Watched"]
 
 #: Bytes held before they are sent whatever the producer does next.
 HIGH_WATER = 64 * 1024
@@ -38,40 +42,49 @@ HIGH_WATER = 64 * 1024
 BURST = 8
 
 
-class Next:
-    """Awaitable: the producer's next item (``StopAsyncIteration`` at its end).
+class Batch:
+    """The chunks held (encoded) and their size in bytes, and how many quick
+    answers the producer gave in a row (``quick``)."""
 
-    ``waited`` tells, after the await, whether the producer had to wait for
-    something; ``on_wait`` (if set) is called once, just before that wait.
-    """
+    __slots__ = ("chunks", "quick", "size")
 
-    __slots__ = ("_source", "on_wait", "waited")
+    def __init__(self) -> None:
+        self.chunks: list[bytes | memoryview] = []  # one list: the collector keeps it
+        self.size = self.quick = 0
 
-    def __init__(self, source: AsyncIterator[Any]) -> None:
-        self._source = source
-        self.on_wait: Callable[[], None] | None = None
-        self.waited = False
+    def take(self) -> list[bytes | memoryview]:
+        taken = self.chunks[:]
+        self.chunks.clear()
+        self.size = 0
+        return taken
+
+
+class Watched:
+    """Awaitable: run ``coroutine`` and return its result, calling ``on_wait``
+    each time it is about to wait (before the wait is handed to the loop)."""
+
+    __slots__ = ("_coroutine", "_on_wait")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, _T], on_wait: Callable[[], None]) -> None:
+        self._coroutine, self._on_wait = coroutine, on_wait
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        step = self._source.__anext__().__await__()
+        coroutine, on_wait = self._coroutine, self._on_wait
         try:
-            signal = step.send(None)
-        except StopIteration as done:  # the item was ready: no wait
-            self.waited = False
+            signal = coroutine.send(None)
+        except StopIteration as done:  # finished without waiting
             return done.value
-        self.waited = True
-        if self.on_wait is not None:
-            self.on_wait()
-        while True:  # pass the wait through, as ``await`` would
+        while True:
+            on_wait()
             try:
                 reply = yield signal
             except BaseException as exc:  # a cancellation thrown in by the loop
                 try:
-                    signal = step.throw(exc)
+                    signal = coroutine.throw(exc)
                 except StopIteration as done:
                     return done.value
             else:
                 try:
-                    signal = step.send(reply)
+                    signal = coroutine.send(reply)
                 except StopIteration as done:
                     return done.value

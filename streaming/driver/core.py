@@ -13,7 +13,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from streaming._types import Message, RawHeaders, Receive, Send
-from streaming.driver.batching import BURST, HIGH_WATER, Next
+from streaming.driver.batching import BURST, HIGH_WATER, Batch, Watched
 from streaming.driver.closing import Warner, close_after_late_item, ignored_generator_exit
 from streaming.driver.policy import StreamPolicy
 from streaming.driver.request import RequestStream
@@ -43,6 +43,10 @@ _T = TypeVar("_T")
 
 #: What ``anext`` returns here for an exhausted producer.
 _EXHAUSTED = object()
+
+#: Why ``Driver._collect`` returned: send what is held and go on; the stream
+#: was stopped (an item came late); the producer is exhausted.
+_MORE, _LATE, _ENDED = object(), object(), object()
 
 
 class Phase(enum.IntEnum):
@@ -531,62 +535,59 @@ class Driver:
     async def _pump_batched(self, source: AsyncIterator[Any],
                             group: anyio.abc.TaskGroup) -> bool:
         """The loop of ``_pump`` with ``batch=True`` (``driver/batching.py``):
-        chunks are held while the producer answers at once, and sent when it
-        has to wait (by a short task, which sends them while it waits), at
-        ``HIGH_WATER`` bytes, and at the end."""
-        encode = self._fmt.encode
-        held: list[bytes | memoryview] = []
-        held_bytes = quick = 0
-        step = Next(source)
+        ``_collect`` holds chunks while the producer answers at once; they are
+        sent when it returns (``BURST`` not reached, ``HIGH_WATER`` bytes, the
+        end), and by a short task when the producer starts to wait."""
+        batch = Batch()
 
-        def hand_off() -> None:  # the producer is about to wait: send what is held
-            nonlocal held_bytes
-            if held:
+        def on_wait() -> None:  # the producer is about to wait
+            batch.quick = 0
+            if batch.chunks:
                 self._handing = done = anyio.Event()
-                group.start_soon(self._send_handed, held[:], done)
-                held.clear()
-                held_bytes = 0
+                group.start_soon(self._send_handed, batch.take(), done)
 
-        step.on_wait = hand_off
         try:
-            while True:
-                try:
-                    item = await step
-                except StopAsyncIteration:
-                    break
-                if self._reason is not None:
+            while (why := await Watched(self._collect(source, batch), on_wait)) is not _ENDED:
+                if why is _LATE:
                     return True
-                quick = 0 if step.waited else quick + 1
-                if type(item) is ServerSend:
-                    if not (await self._flush(held) and await self._send_piece(item)):
-                        return False
-                    continue
-                body = item if type(item) is bytes else encode(item)
-                held.append(body)
-                held_bytes += len(body)
-                if quick < BURST or held_bytes >= HIGH_WATER:
-                    held_bytes = 0
-                    if not await self._flush(held):
-                        return False
-                    if quick >= BURST:
-                        await checkpoint()  # a producer that never waits lets others run
+                if not await self._flush(batch):
+                    return False
+                if type(why) is ServerSend and not await self._send_piece(why):
+                    return False
+                if batch.quick >= BURST:
+                    await checkpoint()  # a producer that never waits lets others run
         except Exception:
-            await self._flush(held)  # every chunk before the error: _chunks is its index
+            await self._flush(batch)  # every chunk before the error: _chunks is its index
             raise
-        if await self._flush(held):
+        if await self._flush(batch):
             await self._finish_body()
         return False
 
-    async def _flush(self, held: list[bytes | memoryview]) -> bool:
+    async def _collect(self, source: AsyncIterator[Any], batch: Batch) -> object:
+        """Encode items into ``batch`` until it should be sent: ``_MORE``, a
+        ``ServerSend`` to send after it, ``_LATE`` (stopped), ``_ENDED``."""
+        encode, chunks = self._fmt.encode, batch.chunks
+        async for item in source:
+            if self._reason is not None:
+                return _LATE
+            if type(item) is ServerSend:
+                return item
+            body = item if type(item) is bytes else encode(item)
+            chunks.append(body)
+            batch.size += len(body)
+            batch.quick += 1
+            if batch.quick < BURST or batch.size >= HIGH_WATER:
+                return _MORE
+        return _ENDED
+
+    async def _flush(self, batch: Batch) -> bool:
         """Send the held chunks as one message, after any handed off earlier."""
         if self._handing is not None:
             await self._handing.wait()
             self._handing = None
-        if not held:
+        if not batch.chunks:
             return True
-        batch = held[:]
-        held.clear()
-        return await self._send_batch(batch)
+        return await self._send_batch(batch.take())
 
     async def _send_handed(self, batch: list[bytes | memoryview], done: anyio.Event) -> None:
         try:
