@@ -1,7 +1,8 @@
 """Layer 2: the ASGI driver, the one place that calls ``send()`` and ``receive()``.
 
-One anyio task group per response and one child task in it: the host task
-pumps the body (``core.py``); the child listens on ``receive()`` for
+One anyio task group per response and one child task in it (with
+``batch=True``, a second one only for a moment, at the end of a burst:
+``batching.py``): the host task pumps the body (``core.py``); the child listens on ``receive()`` for
 ``http.disconnect`` from the first moment and, between messages, fires the
 timers that are due: the commit deadline, and the keep-alive / slow-client
 look, whose decision is the pure ``Watchdog`` (``watchdog.py``). Whoever ends
