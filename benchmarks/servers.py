@@ -125,11 +125,26 @@ def wait_until_listening(port: int, child: subprocess.Popen[bytes], timeout: flo
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
-def kill_tree(running: ServerProcess) -> None:
+def kill_tree(running: ServerProcess, timeout: float = 10) -> None:
+    """SIGKILL the server and every process under it, by pid, and wait (at
+    most ``timeout``) until they are gone: the workers are not our children,
+    so they cannot be waited for, only looked for."""
     pids = running.descendants()
     if running.child.poll() is None:
         running.child.send_signal(signal.SIGKILL)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    running.child.wait(10)
+    running.child.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while any(map(is_running, pids)) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the kernel tells a grandparent nothing: look again
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting to be reaped is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

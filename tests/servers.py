@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -129,9 +128,9 @@ def uvicorn_process(app_spec: str, *args: str, env: dict[str, str] | None = None
     try:
         yield child, f"http://127.0.0.1:{port}"
     finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGKILL)
-        child.wait(10)
+        # With --workers, killing the supervisor alone would leave its
+        # workers running, orphaned: every process under it goes, by pid.
+        kill_tree(ServerProcess(child, f"http://127.0.0.1:{port}"))
 
 
 @contextmanager

@@ -23,10 +23,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from benchmarks.servers import is_running
 from streaming import RESET_EVENT, ServerSentEvent, SSEParser
 from tests.browser import chromium
 from tests.redis_server import RedisServer
-from tests.servers import uvicorn_process
+from tests.servers import ServerProcess, uvicorn_process
 
 APP = "examples.hub:app"
 EVENTS = "/rooms/e2e/events"
@@ -130,9 +131,10 @@ def test_redis_restarts_with_its_data_then_empty_under_two_servers(
 def test_four_workers_and_two_browser_pages_share_one_room(redis_server: RedisServer,
                                                           client: httpx.Client) -> None:
     env = {"REDIS_URL": redis_server.url}
-    with uvicorn_process(APP, "--workers", "4", env=env) as (_, url):
+    with uvicorn_process(APP, "--workers", "4", env=env) as (server, url):
         workers = {httpx.get(url + "/worker", timeout=10).json()["worker"]  # a connection each
                    for _ in range(40)}
+        processes = ServerProcess(server, url).descendants()  # they answered: all started
         assert len(workers) > 1                          # several processes answer
         with chromium() as browser:
             pages = [browser.new_context().new_page() for _ in range(2)]
@@ -152,6 +154,8 @@ def test_four_workers_and_two_browser_pages_share_one_room(redis_server: RedisSe
             bold = pages[0].query_selector_all("#log b")
     assert shown[0] == shown[1] == ["hello from one", "<b>two</b>"]
     assert bold == []                                    # text, never HTML
+    assert len(processes) >= 4 and not [pid for pid in processes if is_running(pid)]
+
 
 
 def test_sigterm_drains_subscribers_with_a_spread_retry(redis_server: RedisServer,
