@@ -176,13 +176,13 @@ async def test_batching_starts_no_task_on_a_stream_that_waits_between_chunks(
     for batch in (False, True):
         go_on = anyio.Event()
 
-        async def events() -> AsyncIterator[str]:
+        async def events(go_on: anyio.Event) -> AsyncIterator[str]:
             for i in range(BURST * 3):
                 yield f"event {i}"
                 await anyio.lowlevel.checkpoint()  # waits, briefly, after every event
             await go_on.wait()
 
-        app = EventSourceResponse(events(), batch=batch)
+        app = EventSourceResponse(events(go_on), batch=batch)
         with anyio.fail_after(5):
             async with StreamingClient(app).stream("GET", "/") as response:
                 async for _ in response.iter_chunks():

@@ -243,4 +243,4 @@ async def test_a_subscription_queue_overflows_by_events_and_by_bytes() -> None:
     for queue in (by_events, by_bytes):
         assert queue.ended is Ended.OVERFLOW and queue.frames == [] and queue.size == 0
         queue.push(b"late")                          # ignored once ended
-        assert queue.frames == [] and await queue.wait_for_frames() == []
+        assert queue.frames == [] and queue.take() == []

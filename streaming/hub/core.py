@@ -236,11 +236,12 @@ class Hub:
                 for batch in _batched(first):
                     yield batch
                 while subscription.ended is None:
-                    frames = await subscription.wait_for_frames()
-                    # A wake-up in the same tick as a disconnect must not
-                    # yield: the driver has stopped and would drop it with a
-                    # warning (ARCHITECTURE.md, "Known limit").
-                    await anyio.lowlevel.checkpoint_if_cancelled()
+                    # A wake-up in the same tick as a disconnect yields once
+                    # more: the driver drops that item, silently (a race, not
+                    # a mistake: driver/closing.py).
+                    if not subscription.frames:
+                        await subscription.wake_up()
+                    frames = subscription.take()
                     if frames:
                         yield b"".join(frames)
                 if subscription.ended is Ended.DRAINED:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -97,12 +97,15 @@ class Subscription:
     def stop_for_drain(self, final: object) -> None:
         self.end(Ended.DRAINED, final)
 
-    async def wait_for_frames(self) -> list[bytes]:
-        """The queued frames, waiting until there is one or the subscription
-        ended (then possibly none)."""
-        while not self.frames and self.ended is None:
-            wake = self._wake = self._event()
-            await wake.wait()   # whoever sets it also clears ``_wake``
+    def wake_up(self) -> Awaitable[None]:
+        """What to await until a frame is queued or the subscription ends
+        (whoever sets it also clears ``_wake``). A plain def returning the
+        event's wait: no frame of its own on the stack while it waits."""
+        wake = self._wake = self._event()
+        return wake.wait()
+
+    def take(self) -> list[bytes]:
+        """The queued frames (possibly none), leaving the queue empty."""
         frames = self.frames
         self.frames, self.size = [], 0
         return frames

@@ -161,7 +161,11 @@ class StreamingResponse(ResponseBase):
         send = send_for_http_version(send, scope)  # no Connection header on HTTP/2
         driver = Driver(receive, send, self.format, self.status_code, self.raw_headers,
                         self.policy, self.request_stream)
-        await self._finish(await self._observed(scope, driver, lambda: self._run(scope, driver)))
+        if WATCH_KEY in scope:
+            outcome = await self._observed(scope, driver, lambda: self._run(scope, driver))
+        else:  # one coroutine frame less for every wake-up of the stream
+            outcome = await self._run(scope, driver)
+        await self._finish(outcome)
 
     async def _observed(self, scope: Scope, driver: Driver,
                         run: Callable[[], Awaitable[Outcome]]) -> Outcome:
@@ -176,12 +180,18 @@ class StreamingResponse(ResponseBase):
             watch.close(record, outcome)
         return outcome
 
-    async def _run(self, scope: Scope, driver: Driver) -> Outcome:
+    def _run(self, scope: Scope, driver: Driver) -> Awaitable[Outcome]:
+        # A plain def returning the driver's coroutine: no frame of its own
+        # stays on the stack, which every wake-up of the stream walks through.
         if scope.get("method") == "HEAD":  # before _content_for: no factory runs
-            return await driver.run_head(self.body_iterator)
+            return driver.run_head(self.body_iterator)
         content = self._content_for(scope)
         if self.drain is None:
-            return await driver.run(open_source(content))
+            return driver.run(open_source(content))
+        return self._run_tracked(driver, content)
+
+    async def _run_tracked(self, driver: Driver, content: ContentStream) -> Outcome:
+        assert self.drain is not None
         with self.drain.track(lambda final: self._stop_for_drain(driver, final)):
             return await driver.run(open_source(content))
 
