@@ -43,19 +43,20 @@ BURST = 8
 
 
 class Batch:
-    """The chunks held (encoded) and their size in bytes, and how many quick
-    answers the producer gave in a row (``quick``)."""
+    """The chunks held (encoded), how many quick answers the producer gave in
+    a row (``quick``), and whether it waited since the collector last looked
+    (``waited``: what it held was taken then)."""
 
-    __slots__ = ("chunks", "quick", "size")
+    __slots__ = ("chunks", "quick", "waited")
 
     def __init__(self) -> None:
         self.chunks: list[bytes | memoryview] = []  # one list: the collector keeps it
-        self.size = self.quick = 0
+        self.quick = 0
+        self.waited = False
 
     def take(self) -> list[bytes | memoryview]:
         taken = self.chunks[:]
         self.chunks.clear()
-        self.size = 0
         return taken
 
 

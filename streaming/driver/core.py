@@ -541,7 +541,7 @@ class Driver:
         batch = Batch()
 
         def on_wait() -> None:  # the producer is about to wait
-            batch.quick = 0
+            batch.quick, batch.waited = 0, True
             if batch.chunks:
                 self._handing = done = anyio.Event()
                 group.start_soon(self._send_handed, batch.take(), done)
@@ -565,18 +565,30 @@ class Driver:
 
     async def _collect(self, source: AsyncIterator[Any], batch: Batch) -> object:
         """Encode items into ``batch`` until it should be sent: ``_MORE``, a
-        ``ServerSend`` to send after it, ``_LATE`` (stopped), ``_ENDED``."""
-        encode, chunks = self._fmt.encode, batch.chunks
+        ``ServerSend`` to send after it, ``_LATE`` (stopped), ``_ENDED``.
+        Called with nothing held; counts in locals (the per-chunk path), told
+        of a wait by ``batch.waited``, which ``on_wait`` sets."""
+        encode, append = self._fmt.encode, batch.chunks.append
+        quick, size, burst, high_water = batch.quick, 0, BURST, HIGH_WATER
         async for item in source:
+            if batch.waited:  # on_wait has taken what was held
+                batch.waited = False
+                quick = size = 0
             if self._reason is not None:
                 return _LATE
-            if type(item) is ServerSend:
+            body: bytes | memoryview
+            if type(item) is bytes:
+                body = item
+            elif type(item) is ServerSend:
+                batch.quick = quick
                 return item
-            body = item if type(item) is bytes else encode(item)
-            chunks.append(body)
-            batch.size += len(body)
-            batch.quick += 1
-            if batch.quick < BURST or batch.size >= HIGH_WATER:
+            else:
+                body = encode(item)
+            append(body)
+            size += len(body)
+            quick += 1
+            if quick < burst or size >= high_water:
+                batch.quick = quick
                 return _MORE
         return _ENDED
 
