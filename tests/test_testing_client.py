@@ -13,8 +13,13 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from streaming import HeaderValidationError, StreamingConfigError, StreamingResponse
-from streaming._types import Receive, Scope, Send
+from streaming import (
+    HeaderValidationError,
+    ServerSentEvent,
+    StreamingConfigError,
+    StreamingResponse,
+)
+from streaming._types import ASGIApp, Receive, Scope, Send
 from streaming.exceptions import AppStillRunningError, ResponseClosedError
 from streaming.testing import StreamingClient
 
@@ -129,6 +134,63 @@ async def test_slow_client_backpressure_blocks_the_app() -> None:
             await anyio.wait_all_tasks_blocked()
             assert sent < 10  # the app waits for the reader instead of racing ahead
             await response.read()
+
+
+# -- what a test reads off a response ----------------------------------------------
+
+
+def sends(*bodies: tuple[bytes, bool]) -> ASGIApp:
+    """An app that sends these (body, more_body) messages, as framed here."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for body, more in bodies:
+            await send({"type": "http.response.body", "body": body, "more_body": more})
+
+    return app
+
+
+async def test_events_parses_the_body_read_so_far() -> None:
+    app = sends((b"data: one\n\n:ping\n", True), (b"event: x\nid: 7\nda", True),
+                (b"ta: two\n\ndata: cut", True), (b"", False))
+    with anyio.fail_after(2):
+        async with StreamingClient(app).stream("GET", "/") as response:
+            assert response.events() == []  # nothing read yet
+            await response.next_chunk()
+            assert response.events() == [ServerSentEvent(data="one")]
+            await response.next_chunk()
+            assert response.events() == [ServerSentEvent(data="one")]  # half an event
+            await response.read()
+    assert response.events() == [  # the unterminated "cut" is not an event (9.2.6)
+        ServerSentEvent(data="one"), ServerSentEvent(data="two", event="x", id="7")]
+    assert response.events(include_comments=True) == [
+        ServerSentEvent(data="one"), ServerSentEvent(comment="ping"),
+        ServerSentEvent(data="two", event="x", id="7")]
+
+
+async def test_body_messages_show_how_the_body_was_framed() -> None:
+    app = sends((b"a", True), (b"", True), (b"bc", True), (b"", False))
+    with anyio.fail_after(2):
+        response = await StreamingClient(app).get("/")
+    assert [(m["body"], m["more_body"]) for m in response.body_messages()] == [
+        (b"a", True), (b"", True), (b"bc", True), (b"", False)]
+    assert response.chunks == [b"a", b"bc"]  # what a reader sees: empty ones skipped
+
+
+async def test_body_messages_include_what_the_app_sent_after_the_client_left() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"read", "more_body": True})
+        assert (await receive())["type"] == "http.request"
+        assert (await receive())["type"] == "http.disconnect"
+        await send({"type": "http.response.body", "body": b"unread", "more_body": True})
+
+    with anyio.fail_after(2):
+        async with StreamingClient(app).stream("GET", "/", disconnect_after=1) as response:
+            assert await response.read() == b"read"
+            await response.wait_for_app()
+    assert [m["body"] for m in response.body_messages()] == [b"read", b"unread"]
+    assert response.body == b"read"
 
 
 # -- misuse gets a clear error ----------------------------------------------------

@@ -14,6 +14,8 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from streaming._types import ASGIApp, Message, RawHeaders, Scope
+from streaming.encoders.sse import ServerSentEvent
+from streaming.encoders.sse_parser import SSEParser
 from streaming.exceptions import (
     AppStillRunningError,
     HeaderValidationError,
@@ -30,8 +32,10 @@ _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 9.1: a token
 class TestResponse:
     """One request in flight. Read chunks as they come, disconnect at any moment.
 
-    ``messages`` is every ASGI message so far, timestamped, in both directions.
-    ``status_code`` and ``raw_headers`` are filled in by ``wait_for_start()``.
+    ``messages`` is every ASGI message so far, timestamped, in both directions;
+    ``body_messages()`` is the app's body messages among them, and ``events()``
+    the body read so far parsed as an event stream. ``status_code`` and
+    ``raw_headers`` are filled in by ``wait_for_start()``.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -58,6 +62,21 @@ class TestResponse:
     @property
     def messages(self) -> list[RecordedMessage]:
         return self._exchange.trace.messages
+
+    def events(self, *, include_comments: bool = False) -> list[ServerSentEvent]:
+        """The body read so far, parsed by ``SSEParser`` (WHATWG SSE 9.2.6): the
+        events it completes, an unterminated last one left out. With
+        ``include_comments=True`` each comment line (a keep-alive) is in the list
+        too, as ``ServerSentEvent(comment=...)``, where it came."""
+        return SSEParser(include_comments=include_comments).feed(self.body)
+
+    def body_messages(self) -> list[Message]:
+        """Every ``http.response.body`` message the app has sent so far, in order,
+        as the dicts it sent (``body``, ``more_body``): how the body was framed,
+        the empty ones and the terminator included. Like ``messages``, it holds
+        what the app sent after the client had left, which no client read."""
+        return [m.message for m in self.messages
+                if m.direction == "send" and m.message["type"] == "http.response.body"]
 
     @property
     def app_exception(self) -> BaseException | None:
