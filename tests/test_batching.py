@@ -13,17 +13,11 @@ from streaming import (
     EndReason,
     EventSourceResponse,
     NDJSONResponse,
-    SSEParser,
     StreamingResponse,
 )
 from streaming.driver import Driver
 from streaming.driver.batching import BURST
 from streaming.testing import StreamingClient
-
-
-def body_messages(response: object) -> list[bytes]:
-    return [bytes(m.message["body"]) for m in response.messages  # type: ignore[attr-defined]
-            if m.direction == "send" and m.message["type"] == "http.response.body"]
 
 
 async def fast(count: int) -> AsyncIterator[bytes]:
@@ -37,7 +31,7 @@ async def test_a_fast_producer_is_sent_in_few_messages_with_the_same_bytes() -> 
     with anyio.fail_after(5):
         response = await StreamingClient(app).get("/")
     assert response.body == expected
-    messages = body_messages(response)
+    messages = response.body_messages()
     assert len(messages) < 100  # 10,000 chunks of 16 B: a few 64 KiB batches
     assert app.outcome is not None and app.outcome.chunks_sent == 10_000
 
@@ -124,9 +118,9 @@ async def test_sse_events_stay_whole_when_batched() -> None:
 
     with anyio.fail_after(5):
         response = await StreamingClient(EventSourceResponse(events(), batch=True)).get("/")
-    parsed = SSEParser().feed(response.body)
+    parsed = response.events()
     assert [e.data for e in parsed] == [f"event {i}" for i in range(1000)]
-    assert len(body_messages(response)) < 50
+    assert len(response.body_messages()) < 50
 
 
 async def test_a_burst_is_sent_while_the_producer_waits_after_it(hand_offs: list[int]) -> None:
@@ -149,7 +143,7 @@ async def test_a_burst_is_sent_while_the_producer_waits_after_it(hand_offs: list
                     seen[response.body.count(b".00\n") - 1].set()
     lines = response.body.splitlines()
     assert lines == [b"%d.%02d" % (b, i) for b in range(4) for i in range(3 * BURST)]
-    assert len(body_messages(response)) < len(lines) // 2  # held, not one per chunk
+    assert len(response.body_messages()) < len(lines) // 2  # held, not one per chunk
     assert len(hand_offs) == 4 and sum(hand_offs) > 4 * BURST  # one task per burst
 
 
@@ -190,7 +184,7 @@ async def test_batching_starts_no_task_on_a_stream_that_waits_between_chunks(
                         await anyio.wait_all_tasks_blocked()
                         counts[batch] = len(anyio.get_running_tasks())
                         go_on.set()
-        assert len(body_messages(response)) == BURST * 3 + 1  # one per event, then the end
+        assert len(response.body_messages()) == BURST * 3 + 1  # one per event, then the end
     assert counts[True] == counts[False]
     assert hand_offs == []
 
@@ -226,7 +220,7 @@ async def test_a_sync_producer_is_batched_too() -> None:
     with anyio.fail_after(10):
         response = await StreamingClient(app).get("/")
     assert response.body == b"".join(b"%015d\n" % i for i in range(5000))
-    assert len(body_messages(response)) < 500
+    assert len(response.body_messages()) < 500
     assert app.outcome is not None and app.outcome.chunks_sent == 5000
 
 

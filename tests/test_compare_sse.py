@@ -29,7 +29,7 @@ from examples.sse_events import SSE_LAYERS, JobFailed
 from streaming import ServerSentEvent, SSEParser
 from streaming.compare.sse_starlette_layer import to_sse_starlette
 from streaming.compare.starlette_layer import hand_format
-from streaming.testing import StreamingClient, TestResponse
+from streaming.testing import StreamingClient
 from tests.servers import UvicornThread
 
 #: Asserts peers' behaviour (pinned in tests/constraints.txt).
@@ -43,9 +43,8 @@ CARD6 = [("start", "开始"), ("progress", "25%"), ("progress", "50%"), ("progre
 FAILED_AT_50 = CARD6[:3]
 
 
-def parse(body: bytes) -> list[tuple[str | None, str]]:
-    parser = SSEParser()
-    return [(e.event, e.data) for e in parser.feed(body) + parser.close()]
+def pairs(events: list[ServerSentEvent]) -> list[tuple[str | None, str]]:
+    return [(e.event, e.data) for e in events]
 
 
 @pytest.fixture(scope="module")
@@ -53,25 +52,28 @@ def app() -> Starlette:
     return build_demo_app(scale=SCALE)
 
 
-async def get(app: Starlette, path: str) -> TestResponse:
-    with anyio.fail_after(5):
-        return await StreamingClient(app, raise_app_exceptions=False).get(path)
+@pytest.fixture
+def client(app: Starlette) -> StreamingClient:
+    return StreamingClient(app, raise_app_exceptions=False)  # errors are compared, not raised
 
 
 # -- in-process ---------------------------------------------------------------------
 
 
-async def test_the_three_layers_send_the_same_events(app: Starlette) -> None:
+async def test_the_three_layers_send_the_same_events(client: StreamingClient) -> None:
     for layer in SSE_LAYERS:
-        response = await get(app, f"/sse/{layer}/progress")
+        with anyio.fail_after(5):
+            response = await client.get(f"/sse/{layer}/progress")
         assert response.status_code == 200, layer
-        assert parse(response.body) == CARD6, layer
+        assert pairs(response.events()) == CARD6, layer
         assert response.complete, layer
         assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
 
 
-async def test_header_differences(app: Starlette) -> None:
-    headers = {layer: (await get(app, f"/sse/{layer}/progress")).headers for layer in SSE_LAYERS}
+async def test_header_differences(client: StreamingClient) -> None:
+    with anyio.fail_after(5):
+        headers = {layer: (await client.get(f"/sse/{layer}/progress")).headers
+                   for layer in SSE_LAYERS}
     # sse-starlette forces "Connection: keep-alive" (illegal over HTTP/2) and
     # prefers no-store; the hand-formatted layer copies our defaults on purpose.
     assert "connection" not in headers["ours"]
@@ -81,14 +83,15 @@ async def test_header_differences(app: Starlette) -> None:
     assert {headers[layer]["x-accel-buffering"] for layer in SSE_LAYERS} == {"no"}
 
 
-async def test_the_error_variant_differs(app: Starlette) -> None:
-    seen = {layer: await get(app, f"/sse/{layer}/progress-error") for layer in SSE_LAYERS}
-    ours = parse(seen["ours"].body)
+async def test_the_error_variant_differs(client: StreamingClient) -> None:
+    with anyio.fail_after(5):
+        seen = {layer: await client.get(f"/sse/{layer}/progress-error") for layer in SSE_LAYERS}
+    ours = pairs(seen["ours"].events())
     assert ours[:-1] == FAILED_AT_50
     assert ours[-1][0] == "error"
     assert json.loads(ours[-1][1]) == {"status": 500, "message": "Internal Server Error"}
     for layer in ("starlette", "sse-starlette"):
-        assert parse(seen[layer].body) == FAILED_AT_50, layer  # no error event at all
+        assert pairs(seen[layer].events()) == FAILED_AT_50, layer  # no error event at all
     for layer, response in seen.items():
         assert response.status_code == 200, layer  # the headers were out already
         assert not response.complete, layer  # cut: no terminating message
@@ -109,8 +112,8 @@ async def test_the_error_variant_differs(app: Starlette) -> None:
 def test_both_formatters_parse_back_to_the_event(
     event: ServerSentEvent, parsed: tuple[str | None, str]
 ) -> None:
-    assert parse("".join(hand_format(event)).encode()) == [parsed]
-    assert parse(to_sse_starlette(event).encode()) == [parsed]
+    assert pairs(SSEParser().feed("".join(hand_format(event)).encode())) == [parsed]
+    assert pairs(SSEParser().feed(to_sse_starlette(event).encode())) == [parsed]
 
 
 def test_hand_format_writes_card6_chunks() -> None:

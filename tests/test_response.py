@@ -33,11 +33,6 @@ async def letters() -> AsyncIterator[str]:
         yield letter
 
 
-def body_messages(response: object) -> list[dict[str, object]]:
-    return [m.message for m in response.messages  # type: ignore[attr-defined]
-            if m.direction == "send" and m.message["type"] == "http.response.body"]
-
-
 async def test_message_sequence() -> None:
     client = StreamingClient(StreamingResponse(letters(), media_type="text/plain"))
     with anyio.fail_after(2):
@@ -187,7 +182,7 @@ async def test_error_after_first_chunk_cuts_the_stream() -> None:
             await response.read()
     assert response.status_code == 200
     assert response.body == b"partial"
-    assert body_messages(response)[-1]["more_body"] is True  # never the terminator
+    assert response.body_messages()[-1]["more_body"] is True  # never the terminator
     assert app.outcome is not None and not app.outcome.body_complete
 
 

@@ -19,16 +19,10 @@ from streaming import (
     InvalidContentError,
     ServerSentEvent,
     SSEEncodingError,
-    SSEParser,
     StreamingConfigError,
     StreamRefused,
 )
 from streaming.testing import StreamingClient, TestResponse
-
-
-def parse(body: bytes, comments: bool = False) -> list[ServerSentEvent]:
-    parser = SSEParser(include_comments=comments)
-    return parser.feed(body) + parser.close()
 
 
 async def card6() -> AsyncIterator[object]:
@@ -38,13 +32,9 @@ async def card6() -> AsyncIterator[object]:
     yield ServerSentEvent(event="complete", data="完成")
 
 
-async def get(app: EventSourceResponse, **kwargs: object) -> TestResponse:
-    with anyio.fail_after(5):
-        return await StreamingClient(app, **kwargs).get("/")  # type: ignore[arg-type]
-
-
 async def test_headers() -> None:
-    response = await get(EventSourceResponse(card6()))
+    with anyio.fail_after(5):
+        response = await StreamingClient(EventSourceResponse(card6())).get("/")
     assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
     assert response.headers["cache-control"] == "no-cache"
     assert response.headers["x-accel-buffering"] == "no"
@@ -54,17 +44,19 @@ async def test_headers() -> None:
 
 async def test_caller_headers_win() -> None:
     app = EventSourceResponse(card6(), headers={"Cache-Control": "no-store", "X-Trace": "1"})
-    response = await get(app)
+    with anyio.fail_after(5):
+        response = await StreamingClient(app).get("/")
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-trace"] == "1"
 
 
 async def test_card6_events_and_bytes() -> None:
-    response = await get(EventSourceResponse(card6()))
+    with anyio.fail_after(5):
+        response = await StreamingClient(EventSourceResponse(card6())).get("/")
     assert response.body == ("event: start\ndata: 开始\n\n"
                              "event: progress\ndata: 50%\n\n"
                              "event: complete\ndata: 完成\n\n").encode()
-    assert [(e.event, e.data) for e in parse(response.body)] == [
+    assert [(e.event, e.data) for e in response.events()] == [
         ("start", "开始"), ("progress", "50%"), ("complete", "完成")]
 
 
@@ -75,8 +67,9 @@ async def test_item_kinds() -> None:
         yield {"tokens": 3}
         yield ServerSentEvent(data=["a", "b"], event="list", id="7")
 
-    response = await get(EventSourceResponse(produce(), json_data=True))
-    events = parse(response.body)
+    with anyio.fail_after(5):
+        response = await StreamingClient(EventSourceResponse(produce(), json_data=True)).get("/")
+    events = response.events()
     assert [e.data for e in events] == [
         "plain string, not JSON-quoted", "pre-encoded", '{"tokens":3}', '["a","b"]']
     assert events[3].id == "7"
@@ -86,7 +79,8 @@ async def test_dict_without_json_data_is_a_clear_error_status() -> None:
     async def produce() -> AsyncIterator[object]:
         yield {"needs": "json_data=True"}
 
-    response = await get(EventSourceResponse(produce()))
+    with anyio.fail_after(5):
+        response = await StreamingClient(EventSourceResponse(produce())).get("/")
     assert response.status_code == 500  # before the first event: a real status
     assert response.headers["content-type"] == "application/json"
 
@@ -97,8 +91,9 @@ async def test_newline_in_event_name_is_an_error_event_not_stripped() -> None:
         yield ServerSentEvent(data="x", event="bad\nname")
 
     app = EventSourceResponse(produce())
-    response = await get(app, raise_app_exceptions=False)
-    events = parse(response.body)
+    with anyio.fail_after(5):
+        response = await StreamingClient(app, raise_app_exceptions=False).get("/")
+    events = response.events()
     assert events[0].data == "ok"
     assert events[1].event == "error"
     assert json.loads(events[1].data) == {"status": 500, "message": "Internal Server Error"}
@@ -111,7 +106,8 @@ async def test_error_before_first_event_is_a_json_status() -> None:
         raise StreamRefused(429, "too many streams", headers={"Retry-After": "2"})
         yield ""
 
-    response = await get(EventSourceResponse(produce()))
+    with anyio.fail_after(5):
+        response = await StreamingClient(EventSourceResponse(produce())).get("/")
     assert response.status_code == 429
     assert response.headers["retry-after"] == "2"
     assert json.loads(response.body) == {"error": {"status": 429, "message": "too many streams"}}
@@ -122,19 +118,21 @@ async def test_error_event_name_is_configurable_or_off() -> None:
         yield "one"
         raise StreamRefused(503, "upstream gone")
 
-    named = await get(EventSourceResponse(produce(), error_event="failure"),
-                      raise_app_exceptions=False)
-    assert parse(named.body)[-1].event == "failure"
-    silent = await get(EventSourceResponse(produce(), error_event=None),
-                       raise_app_exceptions=False)
-    assert [e.data for e in parse(silent.body)] == ["one"]
+    named = EventSourceResponse(produce(), error_event="failure")
+    silent = EventSourceResponse(produce(), error_event=None)
+    with anyio.fail_after(5):
+        named_response = await StreamingClient(named, raise_app_exceptions=False).get("/")
+        silent_response = await StreamingClient(silent, raise_app_exceptions=False).get("/")
+    assert named_response.events()[-1].event == "failure"
+    assert [e.data for e in silent_response.events()] == ["one"]
 
 
 @pytest.mark.parametrize("sep", ["\n", "\r\n", "\r"])
 async def test_line_separator(sep: str) -> None:
-    response = await get(EventSourceResponse(card6(), sep=sep))
+    with anyio.fail_after(5):
+        response = await StreamingClient(EventSourceResponse(card6(), sep=sep)).get("/")
     assert response.body.startswith(f"event: start{sep}data: 开始{sep}{sep}".encode())
-    assert len(parse(response.body)) == 3
+    assert len(response.events()) == 3
 
 
 def test_bad_settings_are_refused_at_construction() -> None:
@@ -145,9 +143,10 @@ def test_bad_settings_are_refused_at_construction() -> None:
 
 
 async def test_retry_hint_rides_on_the_first_event() -> None:
-    response = await get(EventSourceResponse(card6(), retry=2500))
+    with anyio.fail_after(5):
+        response = await StreamingClient(EventSourceResponse(card6(), retry=2500)).get("/")
     assert response.body.startswith(b"retry: 2500\nevent: start\n")
-    events = parse(response.body)
+    events = response.events()
     assert events[0].retry == 2500 and len(events) == 3
 
 
@@ -179,7 +178,7 @@ async def test_pings_only_while_idle() -> None:
             release.set()
             rest = b"".join([chunk async for chunk in chunks])
     assert rest.endswith(b"data: after the pause\n\n")
-    assert [e.data for e in parse(response.body)] == ["first", "after the pause"]
+    assert [e.data for e in response.events()] == ["first", "after the pause"]
 
 
 async def test_no_ping_while_events_flow_faster_than_the_interval() -> None:
@@ -188,7 +187,8 @@ async def test_no_ping_while_events_flow_faster_than_the_interval() -> None:
             await anyio.sleep(0.005)
             yield str(i)
 
-    response = await get(EventSourceResponse(produce(), ping=0.25))
+    with anyio.fail_after(5):
+        response = await StreamingClient(EventSourceResponse(produce(), ping=0.25)).get("/")
     assert b":ping" not in response.body
 
 
@@ -202,9 +202,10 @@ async def test_ping_zero_or_none_disables_keepalive(ping: float | None, pinged: 
         await anyio.sleep(0.25)  # idle time, the condition under test
         yield "b"
 
-    response = await get(EventSourceResponse(produce(), ping=ping))
+    with anyio.fail_after(5):
+        response = await StreamingClient(EventSourceResponse(produce(), ping=ping)).get("/")
     assert (b":ping" in response.body) is pinged
-    assert [e.data for e in parse(response.body)] == ["a", "b"]
+    assert [e.data for e in response.events()] == ["a", "b"]
 
 
 @pytest.mark.parametrize("setting", [{"ping": -1}, {"send_timeout": 0}, {"send_timeout": -2},
@@ -296,7 +297,7 @@ async def test_resume_continues_after_the_last_id() -> None:
     with anyio.fail_after(2):
         response = await StreamingClient(EventSourceResponse(resumable(seen))).get(
             "/", headers={"Last-Event-ID": "41"})
-    assert [e.data for e in parse(response.body)] == ["tick 42", "tick 43"]
+    assert [e.data for e in response.events()] == ["tick 42", "tick 43"]
 
 
 def _utf8_headers(app: EventSourceResponse):  # type: ignore[no-untyped-def]
@@ -344,7 +345,7 @@ async def test_drain_ends_every_stream_with_the_final_event() -> None:
     assert report == DrainReport(drained=2, late=0)
     assert sorted(finals) == ["a", "b"]
     for response in responses:
-        events = parse(response.body)
+        events = response.events()
         assert events[-1].event == "shutdown"
         assert response.complete  # ended cleanly, terminator included
     assert {app.outcome.reason for app in apps if app.outcome} == {EndReason.DRAINED}
@@ -360,8 +361,9 @@ async def test_a_stream_that_starts_while_draining_gets_the_final_event_at_once(
         started = True
         yield "never"
 
-    response = await get(EventSourceResponse(produce(), drain=drain))
-    assert [e.event for e in parse(response.body)] == ["bye"]
+    with anyio.fail_after(5):
+        response = await StreamingClient(EventSourceResponse(produce(), drain=drain)).get("/")
+    assert [e.event for e in response.events()] == ["bye"]
     assert not started
 
 

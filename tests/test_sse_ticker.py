@@ -12,16 +12,11 @@ from starlette.applications import Starlette
 
 from examples.app import build_demo_app
 from examples.sse_events import SSEDemo
-from streaming import RESET_EVENT, ServerSentEvent, SSEParser
-from streaming.testing import StreamingClient, TestResponse
+from streaming import RESET_EVENT, ServerSentEvent
+from streaming.testing import StreamingClient
 
 #: Ticks 5 ms apart (the demo's 0.5 s x 0.01).
 SCALE = 0.01
-
-
-def parse(body: bytes) -> list[ServerSentEvent]:
-    parser = SSEParser()
-    return parser.feed(body) + parser.close()
 
 
 def ids(events: list[ServerSentEvent]) -> list[tuple[str | None, str | None]]:
@@ -37,16 +32,11 @@ def demo_app(**options: int) -> tuple[SSEDemo, Starlette]:
     return demo, build_demo_app(scale=SCALE, sse=demo)
 
 
-async def get(app: Starlette, path: str, last_event_id: str | None = None) -> TestResponse:
-    headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
-    with anyio.fail_after(5):
-        return await StreamingClient(app).get(path, headers=headers)
-
-
 async def test_a_fresh_client_gets_every_tick_then_complete() -> None:
     demo, app = demo_app(ticks=5)
-    response = await get(app, "/sse/ours/ticker/a")
-    events = parse(response.body)
+    with anyio.fail_after(5):
+        response = await StreamingClient(app).get("/sse/ours/ticker/a")
+    events = response.events()
     assert ids(events) == [*ticks(1, 5), ("complete", "6")]
     assert events[0].retry == 100  # the reconnection time rides on the first event
     assert response.complete  # ``complete`` ends the response cleanly
@@ -55,17 +45,21 @@ async def test_a_fresh_client_gets_every_tick_then_complete() -> None:
 
 async def test_a_client_resumes_after_its_last_event_id() -> None:
     demo, app = demo_app(ticks=6)
-    await get(app, "/sse/ours/ticker/b")  # runs the ticker to its end
-    response = await get(app, "/sse/ours/ticker/b", last_event_id="3")
-    assert ids(parse(response.body)) == [*ticks(4, 6), ("complete", "7")]
+    client = StreamingClient(app)
+    with anyio.fail_after(5):
+        await client.get("/sse/ours/ticker/b")  # runs the ticker to its end
+        response = await client.get("/sse/ours/ticker/b", headers={"Last-Event-ID": "3"})
+    assert ids(response.events()) == [*ticks(4, 6), ("complete", "7")]
     assert [c.last_event_id for c in demo.tickers.channel("b").connections] == [None, "3"]
 
 
 async def test_an_id_too_old_for_the_buffer_gets_a_reset_then_what_is_held() -> None:
     _, app = demo_app(ticks=8, history=3)  # holds the last three events only
-    await get(app, "/sse/ours/ticker/c")
-    response = await get(app, "/sse/ours/ticker/c", last_event_id="2")
-    events = parse(response.body)
+    client = StreamingClient(app)
+    with anyio.fail_after(5):
+        await client.get("/sse/ours/ticker/c")
+        response = await client.get("/sse/ours/ticker/c", headers={"Last-Event-ID": "2"})
+    events = response.events()
     assert events[0].event == RESET_EVENT
     assert json.loads(events[0].data) == {"last_event_id": "2", "resume_from": "7"}
     assert ids(events[1:]) == [*ticks(7, 8), ("complete", "9")]
@@ -75,15 +69,19 @@ async def test_the_admin_handle_ends_open_streams_cleanly_after_n_events() -> No
     demo, app = demo_app(ticks=6)
     channel = demo.tickers.channel("d")
     channel.drop_after(2)
-    first = await get(app, "/sse/ours/ticker/d")
-    assert ids(parse(first.body)) == ticks(1, 2)
+    client = StreamingClient(app)
+    with anyio.fail_after(5):
+        first = await client.get("/sse/ours/ticker/d")
+    assert ids(first.events()) == ticks(1, 2)
     assert first.complete  # a clean end of response: an EventSource reconnects
     assert len(channel.dropped_at) == 1
-    rest = await get(app, "/sse/ours/ticker/d", last_event_id="2")
-    assert ids(parse(rest.body)) == [*ticks(3, 6), ("complete", "7")]
+    with anyio.fail_after(5):
+        rest = await client.get("/sse/ours/ticker/d", headers={"Last-Event-ID": "2"})
+    assert ids(rest.events()) == [*ticks(3, 6), ("complete", "7")]
 
 
 async def test_a_bad_channel_name_is_refused() -> None:
     _, app = demo_app()
-    response = await get(app, "/sse/ours/ticker/%3Cscript%3E")
+    with anyio.fail_after(5):
+        response = await StreamingClient(app).get("/sse/ours/ticker/%3Cscript%3E")
     assert response.status_code == 404
