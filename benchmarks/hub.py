@@ -65,6 +65,10 @@ class Connection(asyncio.Protocol):
         elif b": hi" in data or b"id: " in data:
             self.first.set()
 
+    def itself(self) -> Connection:
+        """The protocol factory ``create_connection`` wants, for this one."""
+        return self
+
     def _stamp(self, data: bytes, arrived: float) -> None:
         start = 0
         while (index := data.find(b'{"t":', start)) >= 0:
@@ -95,11 +99,11 @@ async def connect_all(port: int, count: int) -> list[Connection]:
     connections: list[Connection] = []
     for start in range(0, count, 250):
         batch = [Connection(i in sampled) for i in range(start, min(count, start + 250))]
-        await asyncio.gather(*(loop.create_connection(lambda c=c: c, "127.0.0.1", port)
+        await asyncio.gather(*(loop.create_connection(c.itself, "127.0.0.1", port)
                                for c in batch))
         try:
             await asyncio.wait_for(asyncio.gather(*(c.first.wait() for c in batch)), 60)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # wait_for's, not yet TimeoutError on Python 3.10
             started = sum(c.first.is_set() for c in connections + batch)
             raise TimeoutError(f"{started} of {count} subscribers started") from None
         connections += batch

@@ -99,8 +99,10 @@ def peer_app() -> Any:
     async def events() -> AsyncIterator[dict[str, str]]:
         async with broadcast.subscribe(TOPIC) as subscriber:
             yield {"comment": "hi"}
+            # broadcaster 0.3 annotates Subscriber.__aiter__ as returning
+            # "AsyncGenerator[Event | None, None] | None"; it yields Events only.
             async for event in subscriber:  # type: ignore[union-attr]
-                yield {"data": event.message}
+                yield {"data": event.message}  # type: ignore[union-attr]
 
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

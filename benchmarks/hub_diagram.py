@@ -13,18 +13,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 OUT = Path(__file__).with_name("hub_fanout.png")
 
 
-def box(axes: plt.Axes, x: float, y: float, w: float, h: float, text: str, color: str) -> None:
+def box(axes: Axes, x: float, y: float, w: float, h: float, text: str, color: str) -> None:
     axes.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02",
                                   facecolor=color, edgecolor="#333333", linewidth=1.2))
     axes.text(x, y, text, ha="center", va="center", fontsize=9)
 
 
-def arrow(axes: plt.Axes, start: tuple[float, float], end: tuple[float, float],
+def arrow(axes: Axes, start: tuple[float, float], end: tuple[float, float],
           label: str = "") -> None:
     axes.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12,
                                    color="#444444", linewidth=1.1))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.to_thread
@@ -82,6 +82,11 @@ async def test_a_completed_answer_is_saved_after_the_stream(
     assert saved.finish_reason == "stop" and saved.usage is not None
 
 
+def byte_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    # httpx annotates aiter_bytes() as AsyncIterator; it is an async generator.
+    return cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
+
+
 async def test_a_reader_who_leaves_gets_nothing_saved(server: UvicornThread,
                                                       demo: ChatDemo) -> None:
     saved, discarded = demo.transcripts.saved_count, sum(demo.transcripts.discarded.values())
@@ -90,7 +95,7 @@ async def test_a_reader_who_leaves_gets_nothing_saved(server: UvicornThread,
     with anyio.fail_after(10):
         async with httpx.AsyncClient() as client, client.stream(
                 "POST", f"{server.url}/chat/stream", json={"prompt": PROMPT}) as response, \
-                aclosing(response.aiter_bytes()) as chunks:
+                aclosing(byte_chunks(response)) as chunks:
             async for chunk in chunks:
                 if b"event: delta" in chunk:
                     break  # leave after the first token

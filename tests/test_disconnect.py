@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
+from inspect import GEN_CLOSED, getgeneratorstate
 from typing import Literal
 
 import anyio
@@ -51,7 +52,7 @@ def async_idle_producer(tracker: Tracker) -> AsyncIterator[bytes]:
     return produce()
 
 
-def sync_idle_producer(tracker: Tracker, release: threading.Event) -> Iterator[bytes]:
+def sync_idle_producer(tracker: Tracker, release: threading.Event) -> Generator[bytes, None, None]:
     """Yields CHUNKS chunks, then blocks its worker thread until ``release``."""
     tracker.started = True
     try:
@@ -113,7 +114,7 @@ async def test_sync_producer_parked_in_its_thread(spec: Spec, after: int) -> Non
             await anyio.wait_all_tasks_blocked()
             release.set()
     await assert_cleaned_up(app, tracker)
-    assert generator.gi_frame is None  # closed; no thread is still inside it
+    assert getgeneratorstate(generator) == GEN_CLOSED  # no thread is still inside it
     if after < CHUNKS and tracker.started:
         assert tracker.branches == ["GeneratorExit"]  # close() at the yield
 

@@ -40,7 +40,8 @@ def read_lines(child: subprocess.Popen[bytes], within: float) -> list[tuple[floa
     """Every line ``child`` writes until it exits, each with the monotonic time
     it was read. Waits with ``select`` and one overall deadline: never hangs."""
     assert child.stdout is not None
-    fd, pending, lines = child.stdout.fileno(), b"", []
+    fd, pending = child.stdout.fileno(), b""
+    lines: list[tuple[float, bytes]] = []
     deadline = time.monotonic() + within
     while True:
         ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
 import httpx
 import pytest
 
 from streaming import EndReason, Outcome, StreamingResponse, StreamRefused
-from streaming._types import Receive, Scope, Send
+from streaming._types import ASGIApp, Receive, Scope, Send
 from tests.servers import Probe, UvicornThread
 
 
-def make_app(probe: Probe, outcomes: list[Outcome]):  # type: ignore[no-untyped-def]
+def make_app(probe: Probe, outcomes: list[Outcome]) -> ASGIApp:
     async def slow_lines() -> AsyncIterator[str]:
         try:
             for i in range(1000):
@@ -39,8 +39,9 @@ def make_app(probe: Probe, outcomes: list[Outcome]):  # type: ignore[no-untyped-
         raise StreamRefused(429, "slow down", headers={"Retry-After": "3"})
         yield ""
 
-    routes = {"/async": slow_lines, "/sync": blocking_lines, "/cut": fails_midway,
-              "/refused": refuses}
+    routes: dict[str, Callable[[], AsyncIterator[str] | Iterator[str]]] = {
+        "/async": slow_lines, "/sync": blocking_lines, "/cut": fails_midway,
+        "/refused": refuses}
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         content = routes[scope["path"]]()
@@ -56,7 +57,8 @@ def make_app(probe: Probe, outcomes: list[Outcome]):  # type: ignore[no-untyped-
 
 @pytest.fixture
 def server() -> Iterator[tuple[UvicornThread, Probe, list[Outcome]]]:
-    probe, outcomes = Probe(), []
+    probe = Probe()
+    outcomes: list[Outcome] = []
     with UvicornThread(make_app(probe, outcomes)) as running:
         yield running, probe, outcomes
 

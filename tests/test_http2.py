@@ -87,7 +87,7 @@ class H2Client:
         first_data: dict[int, bytes] = {}
         for event in self.events():
             if isinstance(event, h2.events.ResponseReceived):
-                headers[event.stream_id] = list(event.headers)  # type: ignore[arg-type]
+                headers[event.stream_id] = list(event.headers)
             if isinstance(event, h2.events.DataReceived):
                 first_data.setdefault(event.stream_id, bytes(event.data))
             if all(stream_id in first_data for stream_id in stream_ids):

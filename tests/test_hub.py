@@ -261,7 +261,7 @@ async def test_authorization_refuses_with_403_before_any_event(make_backend: Mak
         async with client.stream("GET", "/open", headers={"x-user": "ann"}) as response:
             assert response.status_code == 200
         with pytest.raises(StreamRefused):                 # no request scope: refused too
-            await hub.subscriber("open")(None).__anext__()  # type: ignore[attr-defined]
+            await hub.subscriber("open")(None).__anext__()
 
 
 async def test_drain_ends_every_subscriber_with_a_spread_retry(make_backend: MakeBackend) -> None:
@@ -328,7 +328,7 @@ async def test_publish_refuses_what_no_subscriber_could_take(make_backend: MakeB
     with pytest.raises(HubClosedError, match="not running"):
         await hub.publish("t", "after close")
     with pytest.raises(HubClosedError, match="not running"):
-        await hub.subscriber("t")(None).__anext__()  # type: ignore[attr-defined]
+        await hub.subscriber("t")(None).__anext__()
 
 
 async def test_closing_the_hub_ends_its_subscribers(make_backend: MakeBackend) -> None:

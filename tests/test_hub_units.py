@@ -47,7 +47,7 @@ def test_position_parse(text: str | None, expected: Position | None) -> None:
 def test_position_refuses_values_it_could_not_format() -> None:
     for epoch, offset in (("", 1), ("a b", 1), ("abc", -1), ("abc", 2**63), ("abc", True)):
         with pytest.raises(ValueError, match=r"an (epoch|offset) is"):
-            Position(epoch, offset)  # type: ignore[arg-type]
+            Position(epoch, offset)
 
 
 def test_cursor_round_trip_and_foreign_ids() -> None:

@@ -65,33 +65,34 @@ class Gate:
         yield "last\n"
 
 
-def text(gate: Gate) -> Any:
+def text(gate: Gate) -> StreamingResponse:
     return StreamingResponse(gate.produce())
 
 
-def ndjson(gate: Gate) -> Any:
+def ndjson(gate: Gate) -> NDJSONResponse:
     async def items() -> AsyncIterator[dict[str, str]]:
         async for line in gate.produce():
             yield {"line": line}
     return NDJSONResponse(items())
 
 
-def sse(gate: Gate) -> Any:
+def sse(gate: Gate) -> EventSourceResponse:
     return EventSourceResponse(gate.produce())
 
 
-def starlette_stream(gate: Gate) -> Any:
+def starlette_stream(gate: Gate) -> starlette.responses.StreamingResponse:
     return starlette.responses.StreamingResponse(gate.produce())
 
 
-def sse_starlette_stream(gate: Gate) -> Any:
+def sse_starlette_stream(gate: Gate) -> sse_starlette.EventSourceResponse:
     return sse_starlette.EventSourceResponse(gate.produce())
 
 
-RESPONSES = [text, ndjson, sse, starlette_stream, sse_starlette_stream]
+RESPONSES: list[Callable[[Gate], ASGIApp]] = [
+    text, ndjson, sse, starlette_stream, sse_starlette_stream]
 
 
-def streaming_app(gate: Gate, make: Callable[[Gate], Any] = text) -> ASGIApp:
+def streaming_app(gate: Gate, make: Callable[[Gate], ASGIApp] = text) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "POST":  # echo the request body, read by the app
             body = b""
@@ -106,7 +107,7 @@ def streaming_app(gate: Gate, make: Callable[[Gate], Any] = text) -> ASGIApp:
 
 
 @pytest.mark.parametrize("make", RESPONSES, ids=lambda f: f.__name__)
-async def test_a_slot_is_held_for_the_whole_stream(make: Callable[[Gate], Any],
+async def test_a_slot_is_held_for_the_whole_stream(make: Callable[[Gate], ASGIApp],
                                                    slots: SlotStore) -> None:
     gate = Gate()
     client = StreamingClient(StreamLimiter(streaming_app(gate, make), 1, slots=slots))

@@ -8,8 +8,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager
+from typing import cast
 
 import anyio
 import anyio.to_thread
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from streaming import StreamingResponse, StreamLimiter
+from streaming._types import Receive, Scope, Send
 from streaming.limits.redis import RedisSlots
 from streaming.testing import StreamingClient
 from tests.redis_server import RedisServer
@@ -37,7 +39,9 @@ def workers(server: RedisServer, prefix: str, count: int, stack: ExitStack
 async def open_stream(client: httpx.AsyncClient, url: str) -> AsyncIterator[httpx.Response]:
     async with client.stream("GET", url + "/endless") as response:
         assert response.status_code == 200
-        chunks = response.aiter_bytes()  # kept: a dropped iterator may close the stream
+        # Kept: a dropped iterator may close the stream. httpx says AsyncIterator;
+        # it is an async generator.
+        chunks = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
         await anext(chunks)  # the stream is open and holds a slot
         yield response
         await chunks.aclose()
@@ -93,11 +97,11 @@ async def test_a_lease_outlives_its_ttl_while_the_stream_runs(
         yield b"open\n"
         await gone.wait()
 
-    async def app(scope: object, receive: object, send: object) -> None:
-        await StreamingResponse(app_body())(scope, receive, send)  # type: ignore[arg-type]
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await StreamingResponse(app_body())(scope, receive, send)
 
     async with RedisSlots(shared_redis_server.url, prefix=prefix, ttl=0.6) as slots:
-        client = StreamingClient(StreamLimiter(app, 1, slots=slots))  # type: ignore[arg-type]
+        client = StreamingClient(StreamLimiter(app, 1, slots=slots))
         with anyio.fail_after(10):
             async with client.stream("GET", "/") as response:
                 await response.next_chunk()
@@ -115,11 +119,11 @@ async def test_a_lease_outlives_its_ttl_while_the_stream_runs(
 
 async def test_redis_unreachable_is_a_503_not_a_waived_limit(redis_server: RedisServer,
                                                              prefix: str) -> None:
-    async def app(scope: object, receive: object, send: object) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raise AssertionError("the app must not run without a slot")
 
     slots = RedisSlots(redis_server.url, prefix=prefix, timeout=0.5)
-    client = StreamingClient(StreamLimiter(app, 1, slots=slots))  # type: ignore[arg-type]
+    client = StreamingClient(StreamLimiter(app, 1, slots=slots))
     not_open = await client.get("/")
     async with slots:
         redis_server.kill()

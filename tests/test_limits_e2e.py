@@ -6,8 +6,9 @@ to 5% by ``python -m benchmarks.rate_cap``)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 
 import anyio
 import anyio.to_thread
@@ -86,7 +87,9 @@ async def test_a_refusal_over_http_while_a_stream_holds_the_slot() -> None:
         async with httpx.AsyncClient() as client:
             async with client.stream("GET", server.url + "?first") as first:
                 assert first.status_code == 200
-                chunks = first.aiter_bytes()  # kept: a dropped iterator may close it
+                # Kept: a dropped iterator may close it. httpx says AsyncIterator; it
+                # is an async generator.
+                chunks = cast("AsyncGenerator[bytes, None]", first.aiter_bytes())
                 await anext(chunks)
                 second = await client.get(server.url)
                 await chunks.aclose()

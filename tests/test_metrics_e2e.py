@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 import anyio
 import httpx
@@ -39,7 +40,8 @@ def fresh_connections() -> httpx.AsyncClient:
 async def endless(client: httpx.AsyncClient, url: str, path: str = "/endless"
                   ) -> AsyncIterator[str]:
     async with client.stream("GET", url + path) as response:
-        chunks = response.aiter_bytes()
+        # httpx says AsyncIterator; it is an async generator.
+        chunks = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
         await anext(chunks)  # open, and counted
         yield response.headers["x-pid"]
         await chunks.aclose()

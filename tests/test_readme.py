@@ -20,7 +20,8 @@ README = (ROOT / "README.md").read_text()
 
 def python_block(containing: str) -> str:
     """The README's one python code block that contains ``containing``."""
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if containing in b]
+    blocks: list[str] = [b for b in re.findall(r"```python\n(.*?)```", README, re.S)
+                         if containing in b]
     assert len(blocks) == 1, f"{len(blocks)} README blocks contain {containing!r}"
     return blocks[0]
 

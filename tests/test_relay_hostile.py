@@ -193,6 +193,7 @@ async def test_relay_events_checks_the_chunks_of_any_source(chunk: dict[str, Any
 
 
 def test_check_chunk_accepts_what_the_api_sends() -> None:
+    chunk: dict[str, Any]
     for chunk in ({"choices": []}, {"choices": [{"delta": {}, "finish_reason": "stop"}]},
                   {"choices": [{"delta": {"role": "assistant", "content": None}}]},
                   {"choices": None, "usage": {"total_tokens": 3}}, {}):

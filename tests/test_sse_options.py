@@ -10,7 +10,8 @@ import anyio
 import pytest
 from sse_starlette import ServerSentEvent as SSEStarletteEvent
 
-from streaming import EventSourceResponse
+from streaming import EventSourceResponse, Outcome
+from streaming._types import Message
 from streaming.exceptions import StreamingConfigError
 from streaming.testing import StreamingClient
 from tests.servers import ROOT
@@ -46,9 +47,9 @@ async def test_ping_message_factory_makes_each_keepalive(factory: Any, expected:
 
 
 async def test_client_close_handler_is_awaited_with_the_disconnect_message() -> None:
-    heard: list[dict[str, Any]] = []
+    heard: list[Message] = []
 
-    async def on_close(message: dict[str, Any]) -> None:
+    async def on_close(message: Message) -> None:
         heard.append(message)
 
     response = EventSourceResponse(idle(), client_close_handler_callable=on_close)
@@ -60,16 +61,16 @@ async def test_client_close_handler_is_awaited_with_the_disconnect_message() -> 
 
 
 async def test_client_close_handler_is_not_called_for_a_finished_stream() -> None:
-    heard = []
+    heard: list[Message] = []
 
-    async def on_close(message: dict[str, Any]) -> None:
+    async def on_close(message: Message) -> None:
         heard.append(message)
 
     async def two() -> AsyncIterator[str]:
         yield "a"
         yield "b"
 
-    outcomes = []
+    outcomes: list[Outcome] = []
     response = EventSourceResponse(two(), client_close_handler_callable=on_close,
                                    on_outcome=outcomes.append)
     async with StreamingClient(response).stream("GET", "/") as stream:
@@ -87,8 +88,9 @@ def test_sep_none_is_the_default_separator() -> None:
     ("shutdown_grace_period", r"Drain\(grace="),
 ])
 def test_options_without_an_equivalent_name_ours(option: str, names: str) -> None:
+    options: dict[str, Any] = {option: object()}
     with pytest.raises(StreamingConfigError, match=f"sse-starlette's {option}.*{names}"):
-        EventSourceResponse(idle(), **{option: object()})
+        EventSourceResponse(idle(), **options)
 
 
 def test_an_unknown_option_is_a_type_error() -> None:

@@ -15,7 +15,7 @@ from fastapi.sse import ServerSentEvent as FastAPIEvent
 from pydantic import BaseModel
 from sse_starlette import JSONServerSentEvent
 from sse_starlette import ServerSentEvent as SSEStarletteEvent
-from sse_starlette.sse import ensure_bytes
+from sse_starlette.event import ensure_bytes
 
 from streaming import EventSourceResponse, ServerSentEvent, SSEParser
 from streaming.encoders import encode_item

@@ -27,8 +27,8 @@ def ticks(first: int, last: int) -> list[tuple[str | None, str | None]]:
     return [("tick", str(n)) for n in range(first, last + 1)]
 
 
-def demo_app(**options: int) -> tuple[SSEDemo, Starlette]:
-    demo = SSEDemo(scale=SCALE, retry=100, **options)
+def demo_app(*, ticks: int = 20, history: int = 100) -> tuple[SSEDemo, Starlette]:
+    demo = SSEDemo(scale=SCALE, retry=100, ticks=ticks, history=history)
     return demo, build_demo_app(scale=SCALE, sse=demo)
 
 

@@ -7,7 +7,7 @@ import math
 import warnings
 from collections.abc import AsyncIterator
 from itertools import count
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -54,20 +54,22 @@ async def test_disconnect_after_n_chunks() -> None:
 
 
 @pytest.mark.parametrize(("spec", "raises"), [("2.3", False), ("2.4", True)])
-async def test_send_after_disconnect_imitates_the_spec_version(spec: str, raises: bool) -> None:
+async def test_send_after_disconnect_imitates_the_spec_version(
+    spec: Literal["2.3", "2.4"], raises: bool
+) -> None:
     seen: list[str] = []
 
-    async def app(scope: dict[str, object], receive: object, send: object) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
-        assert (await receive())["type"] == "http.request"  # type: ignore[operator]
-        assert (await receive())["type"] == "http.disconnect"  # type: ignore[operator]
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        assert (await receive())["type"] == "http.request"
+        assert (await receive())["type"] == "http.disconnect"
         try:
-            await send({"type": "http.response.body", "body": b"late", "more_body": True})  # type: ignore[operator]
+            await send({"type": "http.response.body", "body": b"late", "more_body": True})
             seen.append("silent")
         except OSError:
             seen.append("OSError")
 
-    client = StreamingClient(app, spec_version=spec)  # type: ignore[arg-type]
+    client = StreamingClient(app, spec_version=spec)
     with anyio.fail_after(2):
         async with client.stream("GET", "/") as response:
             await response.disconnect()
@@ -77,27 +79,27 @@ async def test_send_after_disconnect_imitates_the_spec_version(spec: str, raises
 
 
 async def test_scope_carries_method_path_query_headers_and_spec_version() -> None:
-    scopes: list[dict[str, object]] = []
+    scopes: list[Scope] = []
 
-    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         scopes.append(scope)
-        await StreamingResponse(iter([b"ok"]))(scope, receive, send)  # type: ignore[arg-type]
+        await StreamingResponse(iter([b"ok"]))(scope, receive, send)
 
     client = StreamingClient(app, spec_version="2.4")
     with anyio.fail_after(2):
         await client.request("POST", "/p/a?x=1", headers={"X-Test": "yes"}, body=b"{}")
     scope = scopes[0]
     assert (scope["method"], scope["path"], scope["query_string"]) == ("POST", "/p/a", b"x=1")
-    assert (b"x-test", b"yes") in scope["headers"]  # type: ignore[operator]
+    assert (b"x-test", b"yes") in scope["headers"]
     assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
 
 
 async def test_app_exception_before_start_is_raised() -> None:
-    async def broken(scope: object, receive: object, send: object) -> None:
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
         raise LookupError("nothing here")
 
     with anyio.fail_after(2), pytest.raises(LookupError):
-        await StreamingClient(broken).get("/")  # type: ignore[arg-type]
+        await StreamingClient(broken).get("/")
 
 
 async def test_app_exception_can_be_kept_instead_of_raised() -> None:

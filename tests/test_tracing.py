@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from streaming import StreamingResponse
+from streaming._types import Receive, Scope, Send
 from streaming.testing import StreamingClient
 from streaming.tracing import Trace, TraceMiddleware, format_message, format_timeline
 from tests.servers import ROOT
@@ -20,9 +21,9 @@ async def two_chunks() -> AsyncIterator[str]:
     yield "world"
 
 
-async def app(scope: dict[str, object], receive: object, send: object) -> None:
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
     response = StreamingResponse(two_chunks(), media_type="text/plain")
-    await response(scope, receive, send)  # type: ignore[arg-type]
+    await response(scope, receive, send)
 
 
 async def test_middleware_records_both_directions_in_order() -> None:
@@ -41,7 +42,7 @@ async def test_middleware_records_both_directions_in_order() -> None:
 
 
 async def test_middleware_keeps_the_app_exception_and_lets_it_propagate() -> None:
-    async def broken(scope: object, receive: object, send: object) -> None:
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
         raise KeyError("broken")
 
     traces: list[Trace] = []
@@ -50,7 +51,7 @@ async def test_middleware_keeps_the_app_exception_and_lets_it_propagate() -> Non
         traces.append(trace)
 
     with anyio.fail_after(2), pytest.raises(KeyError):
-        await StreamingClient(TraceMiddleware(broken, keep)).get("/")  # type: ignore[arg-type]
+        await StreamingClient(TraceMiddleware(broken, keep)).get("/")
     assert isinstance(traces[0].exception, KeyError)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from httpx_sse import connect_sse
+from playwright.sync_api import FilePayload
 
 from examples.files import create_app
 from tests.browser import chromium
@@ -149,8 +150,9 @@ def test_upload_page_progress_bar_in_chromium(server: tuple[str, Path]) -> None:
     with chromium() as browser:
         page = browser.new_page()
         page.goto(f"{url}/page/upload")
-        page.set_input_files("#file", files=[{"name": "pick.bin", "mimeType":
-                                              "application/octet-stream", "buffer": data}])
+        picked: FilePayload = {"name": "pick.bin", "mimeType": "application/octet-stream",
+                               "buffer": data}
+        page.set_input_files("#file", files=[picked])
         page.click("#send")
         page.wait_for_function("document.getElementById('status').textContent !== ''",
                                timeout=20_000)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -89,9 +90,9 @@ async def idle(request: web.Request) -> web.StreamResponse:
     return await stream(request, "text/plain", produce_then_idle(IDLE_FIRST_CHUNK, log, p.token))
 
 
-async def send_events(request: web.Request, items: AsyncIterator[str],
-                      **options: float) -> EventSourceResponse:
-    async with sse_response(request, **options) as response:
+async def send_events(request: web.Request, items: AsyncIterator[str], ping_interval: float
+                      = EventSourceResponse.DEFAULT_PING_INTERVAL) -> EventSourceResponse:
+    async with sse_response(request, ping_interval=ping_interval) as response:
         async for item in items:
             await response.send(item)
     return response
@@ -131,12 +132,10 @@ async def meta(request: web.Request) -> web.Response:
 
 
 async def cleanup(request: web.Request) -> web.Response:
+    timeout = float(request.query.get("timeout", "5"))
     at: float | None = None
-    try:
-        async with asyncio.timeout(float(request.query.get("timeout", "5"))):
-            at = await log.wait_for_cleanup(request.query["token"])
-    except TimeoutError:
-        pass
+    with contextlib.suppress(asyncio.TimeoutError):  # wait_for: 3.10 has no asyncio.timeout
+        at = await asyncio.wait_for(log.wait_for_cleanup(request.query["token"]), timeout)
     return web.json_response({"finally_at": at})
 
 

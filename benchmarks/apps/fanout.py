@@ -122,7 +122,7 @@ async def _wait_for_disconnect(receive: Receive) -> None:
 
 async def loop_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        await serve_lifespan(receive, send, contextlib.nullcontext)  # type: ignore[arg-type]
+        await serve_lifespan(receive, send, contextlib.nullcontext)
     elif scope["path"] == "/subscribe":
         await subscribe_loop(receive, send)
     elif scope["path"] == "/publish":

@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
 
 from streaming import FileResponse
-
-Scope = dict[str, Any]
+from streaming._types import ASGIApp, Receive, Scope, Send
 
 
 def _root() -> Path:
@@ -24,31 +22,32 @@ def _root() -> Path:
 
 
 def _lifespan_or_none(scope: Scope) -> bool:
-    return scope["type"] == "lifespan"
+    kind: str = scope["type"]
+    return kind == "lifespan"
 
 
-async def _lifespan(receive: Any, send: Any) -> None:
+async def _lifespan(receive: Receive, send: Send) -> None:
     while (message := await receive())["type"] != "lifespan.shutdown":
         await send({"type": message["type"] + ".complete"})
     await send({"type": "lifespan.shutdown.complete"})
 
 
-def create_ours() -> Any:
+def create_ours() -> ASGIApp:
     root = _root()
 
-    async def app(scope: Scope, receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if _lifespan_or_none(scope):
             return await _lifespan(receive, send)
         await FileResponse(root / scope["path"].lstrip("/"))(scope, receive, send)
     return app
 
 
-def create_starlette() -> Any:
+def create_starlette() -> ASGIApp:
     from starlette.responses import FileResponse as StarletteFileResponse
 
     root = _root()
 
-    async def app(scope: Scope, receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if _lifespan_or_none(scope):
             return await _lifespan(receive, send)
         await StarletteFileResponse(root / scope["path"].lstrip("/"))(scope, receive, send)
