@@ -57,13 +57,14 @@ async def test_pings_come_ping_seconds_after_the_last_event() -> None:
     assert sent_at(response, b":ping\n") == [5.0, 10.0, 17.0]
 
 
-async def test_no_ping_while_events_flow_faster_than_the_interval() -> None:
+@pytest.mark.parametrize("batch", [False, True])
+async def test_no_ping_while_events_flow_faster_than_the_interval(batch: bool) -> None:
     async def every_second() -> AsyncIterator[str]:
         for i in range(120):
             await anyio.sleep(1)
             yield str(i)
 
-    app = EventSourceResponse(every_second(), ping=5)  # and the default send timeout
+    app = EventSourceResponse(every_second(), ping=5, batch=batch)  # default send timeout
     response = await StreamingClient(app).get("/")
     assert sent_at(response, b":ping\n") == []
     assert len(sent_at(response, b"data: 119\n\n")) == 1
