@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from streaming.driver.watchdog import Action, Stamp, Verdict, Watchdog
+from streaming.driver.watchdog import SLACK, Action, Stamp, Verdict, Watchdog
 
 PING, TIMEOUT = 5.0, 8.0
 
@@ -58,6 +58,14 @@ def test_watchdog(looks: list[tuple[float, int, bool, Stamp | None]], verdict: V
     watchdog = Watchdog(PING, TIMEOUT, 0.0)
     results = [watchdog.look(*look) for look in looks]
     assert results[-1] == verdict
+
+
+def test_a_timer_that_fires_up_to_slack_early_still_counts() -> None:
+    """Clock granularity: a look that comes ``SLACK`` before a ping or a
+    timeout falls due acts as if on time, so it does not wait a whole step more."""
+    assert Watchdog(PING, TIMEOUT, 0.0).look(PING - SLACK, 0, True, None).action is Action.PING
+    sending = Watchdog(None, TIMEOUT, 0.0).look(TIMEOUT - SLACK, 0, False, Stamp(0.0, 0))
+    assert sending.action is Action.TIME_OUT
 
 
 def test_the_first_look() -> None:
