@@ -116,7 +116,12 @@ async def test_the_first_stream_arms_once_and_the_server_gets_its_signal_number(
     server_got: list[int] = []
     server_called = anyio.Event()
 
+    drain_threads: list[threading.Thread] = []
+
     def server_handler(signum: int, frame: FrameType | None) -> None:
+        # Called from the loop while the thread that handed it the drain waits:
+        # a daemon, so a server that exits without the loop is not held up.
+        drain_threads.extend(t for t in threading.enumerate() if t.name == "streaming-drain")
         server_got.append(signum)
         server_called.set()
 
@@ -134,6 +139,7 @@ async def test_the_first_stream_arms_once_and_the_server_gets_its_signal_number(
                 await one.read()
                 await server_called.wait()
     assert server_got == [signal.SIGTERM]
+    assert [t.daemon for t in drain_threads] == [True]
     assert (await drain.wait_for_drain()).drained == 2
 
 
