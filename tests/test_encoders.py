@@ -26,6 +26,24 @@ def test_encode_chunk(chunk: object, charset: str, expected: bytes) -> None:
     assert bytes(encode_chunk(chunk, charset)) == expected
 
 
+def test_text_is_utf_8_unless_told() -> None:
+    assert encode_chunk("数据") == "数据".encode()
+
+
+class Text(str):
+    """A ``str`` subclass (an ``enum.StrEnum`` member, markupsafe's ``Markup``)."""
+
+
+class Bytes(bytes):
+    pass
+
+
+def test_subclasses_of_str_and_bytes_are_encoded_as_their_base() -> None:
+    assert encode_chunk(Text("数据"), "gbk") == "数据".encode("gbk")
+    chunk = Bytes(b"abc")
+    assert encode_chunk(chunk) is chunk
+
+
 def test_bytes_pass_through_without_copy() -> None:
     chunk = b"x" * 100
     assert encode_chunk(chunk) is chunk
