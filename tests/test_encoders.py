@@ -77,6 +77,7 @@ def test_ndjson_lines(item: object, expected: bytes) -> None:
     line = encode_ndjson_line(item)
     assert line == expected
     assert line.count(b"\n") == 1
+    assert ndjson_encoder()(item) == expected  # a fresh encoder: the same lines
 
 
 def test_ndjson_default_serialises_unknown_types() -> None:
@@ -99,3 +100,16 @@ def test_ndjson_error_line() -> None:
 def test_ndjson_refuses_what_would_not_be_one_json_line(item: object) -> None:
     with pytest.raises(NDJSONEncodingError):
         encode_ndjson_line(item)
+    with pytest.raises(NDJSONEncodingError):
+        ndjson_encoder()(item)
+
+
+def test_ndjson_refusals_say_what_was_refused() -> None:
+    encode = ndjson_encoder()
+    with pytest.raises(NDJSONEncodingError, match=r"^cannot encode nan as JSON: Out of range"):
+        encode(float("nan"))
+    with pytest.raises(NDJSONEncodingError, match=r"^pre-encoded NDJSON must be one line ending "
+                       r"in a newline, not b'x{40}'$"):
+        encode(b"x" * 50)
+    with pytest.raises(NDJSONEncodingError):
+        encode(b"\nx")  # one newline, not at the end

@@ -84,6 +84,9 @@ def test_rfc_ranges(header: str, size: int, expected: list[tuple[int, int]]) -> 
     ("=0-9", RangeIgnored.INVALID),
     ("bytes 0-9", RangeIgnored.INVALID),
     ("bytes=0-1,x", RangeIgnored.INVALID),        # one invalid member spoils the set
+    ("bytes=0-1X", RangeIgnored.INVALID),
+    ("Xbytes=0-9", RangeIgnored.UNKNOWN_UNIT),    # a token, not ours
+    ("b@d=0-9", RangeIgnored.INVALID),            # not a token: not a unit at all
 ])
 def test_ignored_range_serves_whole_file(header: str, why: RangeIgnored) -> None:
     decision = decide("GET", {"range": header}, 10000, ETAG, MTIME)
@@ -113,6 +116,8 @@ def test_status_other_than_200_ignores_range_and_conditions() -> None:
     headers = {"range": "bytes=0-9", "if-none-match": ETAG}
     decision = decide("GET", headers, 100, ETAG, MTIME, status=404)
     assert (decision.status, decision.ignored) == (Status.OK, RangeIgnored.NOT_200)
+    decision = decide("GET", {"if-none-match": ETAG}, 100, ETAG, MTIME, status=404)
+    assert (decision.status, decision.ignored) == (Status.OK, None)  # no Range: none ignored
 
 
 # -- coalescing -----------------------------------------------------------------
@@ -200,6 +205,7 @@ def test_any_header_gives_ranges_inside_the_file_and_no_amplification(
     ("GET", {"if-none-match": '"other"'}, Status.OK),
     ("POST", {"if-none-match": ETAG}, Status.PRECONDITION_FAILED),
     ("GET", {"if-none-match": "garbage"}, Status.OK),
+    ("GET", {"if-none-match": "X" + ETAG}, Status.OK),  # garbage before a tag spoils the list
     # If-Modified-Since, ignored with If-None-Match and for other methods (13.1.3)
     ("GET", {"if-modified-since": DATE}, Status.NOT_MODIFIED),
     ("GET", {"if-modified-since": LATER}, Status.NOT_MODIFIED),
@@ -224,6 +230,7 @@ def test_conditional_requests(method: str, headers: dict[str, str], expected: St
     ("W/" + ETAG, False),    # a weak tag never matches
     ('"other"', False),
     (DATE, True),            # a date: exactly Last-Modified
+    ("Sun, 06 Nov 1994 09:49:37 +0100", True),  # the same instant, with a zone offset
     (LATER, False),          # a later date is not an exact match
     ("not a date", False),
 ])
@@ -255,5 +262,6 @@ def test_multipart_body_matches_rfc_9110_example() -> None:
 def test_validators() -> None:
     assert http_date(MTIME + 0.9) == DATE
     assert file_etag(10, 5, 3) == '"3-5-a"'
+    assert file_etag(10, 5) == '"0-5-a"'  # no inode known
     assert parse_range("bytes=1-") == [(1, None)]
     assert ByteRange(42, 1233).content_range(1234) == "bytes 42-1233/1234"  # 14.4

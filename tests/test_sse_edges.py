@@ -122,3 +122,30 @@ def test_events_under_the_bound_pass_and_the_count_restarts_per_event() -> None:
     assert len(events) == 50
     with pytest.raises(StreamingConfigError):
         SSEParser(max_event_size=0)
+
+
+def test_the_bound_is_exact_data_characters_and_a_newline_per_line() -> None:
+    """An event holds its data plus one character per data line (the newline
+    that joins them): nine characters of data fill a bound of ten."""
+    parser = SSEParser(max_event_size=10)
+    for _ in range(2):  # the count starts again at each event
+        assert [e.data for e in parser.feed("data: 123456789\n\n")] == ["123456789"]
+    assert [e.data for e in parser.feed("data: 1234\ndata: 1234\n\n")] == ["1234\n1234"]
+    with pytest.raises(SSELimitError, match=r"^an event \(or a line\) grew past 10 characters "
+                       r"\(11 held\) without ending$"):
+        parser.feed("data: 1234567890\n\n")
+
+
+def test_a_line_without_its_end_counts_from_its_first_character() -> None:
+    parser = SSEParser(max_event_size=10)
+    assert parser.feed("data: 1234") == []  # ten characters held
+    with pytest.raises(SSELimitError, match=r"\(11 held\)"):
+        parser.feed("5")
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, True, "10"])
+def test_max_event_size_is_an_int_of_at_least_one(size: object) -> None:
+    with pytest.raises(StreamingConfigError,
+                       match=r"^max_event_size must be an int >= 1 or None, not "):
+        SSEParser(max_event_size=size)  # type: ignore[arg-type]
+    assert SSEParser(max_event_size=1).max_event_size == 1

@@ -6,7 +6,14 @@ import dataclasses
 
 import pytest
 
-from streaming.encoders.sse import ServerSentEvent, encode_comment, encode_event, encode_item
+from streaming.encoders.sse import (
+    MAX_RETRY,
+    ServerSentEvent,
+    encode_comment,
+    encode_event,
+    encode_item,
+    item_encoder,
+)
 from streaming.exceptions import SSEEncodingError, StreamingConfigError
 
 E = ServerSentEvent
@@ -89,12 +96,26 @@ ITEMS = [
     pytest.param(memoryview(b"data: m\n\n"), {}, b"data: m\n\n", id="memoryview"),
     pytest.param(7, {}, b"data: 7\n\n", id="int-item"),
     pytest.param({"a": 1}, {"json_data": True}, b'data: {"a":1}\n\n', id="dict-item"),
+    pytest.param("a\rb", {}, b"data: a\ndata: b\n\n", id="str-lone-cr"),
+    pytest.param("a\nb", {"sep": "\r\n"}, b"data: a\r\ndata: b\r\n\r\n", id="multiline-sep"),
+    pytest.param(E(data="x", retry=MAX_RETRY), {}, f"retry: {MAX_RETRY}\ndata: x\n\n".encode(),
+                 id="largest-retry"),
 ]
 
 
 @pytest.mark.parametrize(("item", "kwargs", "expected"), ITEMS)
 def test_encode_item(item: object, kwargs: dict[str, object], expected: bytes) -> None:
     assert encode_item(item, **kwargs) == expected  # type: ignore[arg-type]
+    encoded = item_encoder(**kwargs)(item)  # type: ignore[arg-type]  # the per-item path
+    assert encoded == expected
+    assert type(encoded) is bytes
+
+
+def test_the_defaults_are_lf_and_no_json() -> None:
+    assert item_encoder()("x") == b"data: x\n\n"
+    assert item_encoder()(E(data="x")) == b"data: x\n\n"
+    with pytest.raises(SSEEncodingError, match="pass json_data=True"):
+        item_encoder()(["x"])
 
 
 def test_bytes_item_is_the_same_object() -> None:
@@ -145,7 +166,13 @@ ERRORS = [
     pytest.param(E(data="x", event="a\r"), {}, "event .* contains a line break", id="cr-in-event"),
     pytest.param(E(data="x", id="1\n2"), {}, "id .* contains a line break", id="lf-in-id"),
     pytest.param(E(data="x", id="1\r\n"), {}, "id .* contains a line break", id="crlf-in-id"),
+    pytest.param(E(data="x", id="1\r2"), {}, "id .* contains a line break", id="cr-in-id"),
     pytest.param(E(data="x", id="1\x002"), {}, "id .* contains NUL", id="nul-in-id"),
+    pytest.param(E(data="x", retry=MAX_RETRY + 1), {}, r"not an int of about 19 digits$",
+                 id="retry-past-the-largest"),
+    pytest.param(E(data="x", retry=10**100), {}, r"not an int of about 99 digits$",
+                 id="huge-retry"),
+    pytest.param(E(data="x", retry=-MAX_RETRY), {}, rf"not -{MAX_RETRY}$", id="huge-negative"),
     pytest.param(E(data="x", retry=-1), {}, "non-negative int .* not -1", id="negative-retry"),
     pytest.param(E(data="x", retry=1.5), {}, "non-negative int .* not 1.5", id="float-retry"),  # type: ignore[arg-type]
     pytest.param(E(data="x", retry="10"), {}, "non-negative int .* not '10'", id="str-retry"),  # type: ignore[arg-type]
@@ -170,10 +197,13 @@ def test_encode_event_errors(event: ServerSentEvent, kwargs: dict[str, object], 
         encode_event(event, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(SSEEncodingError, match=match):
         encode_item(event, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(SSEEncodingError, match=match):
+        item_encoder(**kwargs)(event)  # type: ignore[arg-type]
 
 
 ITEM_ERRORS = [
-    pytest.param(None, {}, "None is not an event", id="none"),
+    pytest.param(None, {}, "^None is not an event; yield a ServerSentEvent, str or bytes$",
+                 id="none"),
     pytest.param({"a": 1}, {}, "To send the dict itself as JSON data, pass json_data=True",
                  id="dict"),
     pytest.param(["a"], {}, "list needs JSON: pass json_data=True", id="list"),
@@ -185,6 +215,8 @@ ITEM_ERRORS = [
 def test_encode_item_errors(item: object, kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(SSEEncodingError, match=match):
         encode_item(item, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(SSEEncodingError, match=match):
+        item_encoder(**kwargs)(item)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("item", [E(data="x"), "x", b"x"])

@@ -48,6 +48,7 @@ def test_sse_starlette_items_mean_what_they_mean_there(item: Any, sep: str) -> N
     assert events == SSEParser().feed(ensure_bytes(item, sep))
     assert events  # not vacuous: an event came out
     assert item_encoder(sep=sep)(item) == ours  # the response's per-item path
+    assert ours.endswith((sep * 2).encode())  # the separator asked for, not the default
 
 
 class Point(BaseModel):
@@ -65,6 +66,7 @@ FASTAPI_ITEMS = [
     pytest.param(FastAPIEvent(data=Point(x=1, label="é")), E(data='{"x":1,"label":"é"}'),
                  id="pydantic-model"),
     pytest.param(FastAPIEvent(data=7, retry=5), E(data="7", retry=5), id="int-retry"),
+    pytest.param(FastAPIEvent(data={"name": "é"}), E(data='{"name":"é"}'), id="non-ascii-json"),
 ]
 
 
