@@ -3,8 +3,10 @@ a producer that yields inside a handler of its cancellation, once per producer."
 
 from __future__ import annotations
 
+import inspect
+import logging
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import anyio
 import pytest
@@ -73,7 +75,26 @@ async def test_a_yield_in_an_except_of_the_cancellation_warns() -> None:
     assert b"caught" not in response.body
 
 
-async def test_a_yield_in_an_except_of_its_own_error_is_not_warned() -> None:
+async def test_a_yield_in_a_handler_inside_the_cancellations_handler_warns() -> None:
+    async def nested() -> AsyncIterator[str]:
+        yield "first"
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            try:
+                raise ValueError("cleanup failed")
+            except ValueError:
+                yield "late"  # the cancellation is this handler's context's context
+            raise
+
+    app = EventSourceResponse(nested(), commit_deadline=0)
+    with anyio.fail_after(5), pytest.warns(StreamingWarning, match=r"nested\(\) yielded"):
+        async with StreamingClient(app).stream("GET", "/", disconnect_after=1) as response:
+            await response.read()
+
+
+async def test_a_yield_in_an_except_of_its_own_error_is_not_warned(
+        caplog: pytest.LogCaptureFixture) -> None:
     """The producer handles its own error by yielding an error item; the client
     left while it was working: that item is dropped, and nothing is wrong."""
     woken = anyio.Event()
@@ -88,12 +109,15 @@ async def test_a_yield_in_an_except_of_its_own_error_is_not_warned() -> None:
         await anyio.sleep_forever()
 
     app = StreamingResponse(handles_its_error(), commit_deadline=0)
-    with anyio.fail_after(5), warnings.catch_warnings(record=True) as caught:
+    with anyio.fail_after(5), warnings.catch_warnings(record=True) as caught, \
+            caplog.at_level(logging.ERROR, logger="streaming"):
         warnings.simplefilter("always")
         client = StreamingClient(wake_on_disconnect(app, woken))
         async with client.stream("GET", "/", disconnect_after=1) as response:
             await response.read()
+        await app.wait_for_outcome()
     assert [w for w in caught if issubclass(w.category, StreamingWarning)] == []
+    assert caplog.messages == []  # closed cleanly, nothing logged either
 
 
 async def test_the_same_mistake_is_shown_once_not_once_per_stream() -> None:
@@ -113,3 +137,29 @@ async def test_the_same_mistake_is_shown_once_not_once_per_stream() -> None:
     shown = [w for w in caught if issubclass(w.category, StreamingWarning)]
     assert len(shown) == 1
     assert shown[0].filename == __file__  # it points at the producer
+
+
+def sync_yields_in_finally() -> Iterator[str]:
+    try:
+        yield "first"
+        yield "second"
+    finally:
+        yield "bye"
+
+
+async def test_a_plain_generator_that_yields_in_finally_is_shown_once_at_its_code() -> None:
+    with anyio.fail_after(5), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            app = StreamingResponse(sync_yields_in_finally(), commit_deadline=0)
+            # Parked in send() when the client leaves (2.4: send() raises), so
+            # the close meets the yield in finally, in the producer's thread.
+            client = StreamingClient(app, buffer=0, spec_version="2.4")
+            async with client.stream("GET", "/", disconnect_after=1) as response:
+                await response.read()
+            await app.wait_for_outcome()
+    shown = [w for w in caught if issubclass(w.category, StreamingWarning)]
+    assert [(str(w.message), w.filename, w.lineno) for w in shown] == [(
+        "the producer sync_yields_in_finally() yielded after the client disconnected (a yield "
+        "inside finally or except?); the chunk was dropped and the producer closed",
+        __file__, inspect.getsourcelines(sync_yields_in_finally)[1])]
