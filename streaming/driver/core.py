@@ -541,6 +541,8 @@ class Driver:
         batch = Batch()
 
         def on_wait() -> None:  # the producer is about to wait
+            # One hand-off at most is in flight: after it quick is 0, so the
+            # next chunk goes back to the pump, whose _flush waits for it.
             batch.quick, batch.waited = 0, True
             if batch.chunks:
                 self._handing = done = anyio.Event()
