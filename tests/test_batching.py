@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -14,9 +15,10 @@ from streaming import (
     EventSourceResponse,
     NDJSONResponse,
     StreamingResponse,
+    StreamingWarning,
 )
 from streaming.driver import Driver
-from streaming.driver.batching import BURST
+from streaming.driver.batching import BURST, HIGH_WATER
 from streaming.testing import StreamingClient
 
 
@@ -248,3 +250,53 @@ async def test_held_chunks_go_out_before_an_error_and_the_index_is_exact() -> No
     client = StreamingClient(StreamingResponse(then_bad(), batch=True))
     with anyio.fail_after(5), pytest.raises(ContentTypeError, match=f"chunk {count} has type"):
         await client.get("/")
+
+
+async def test_held_chunks_go_out_at_exactly_high_water() -> None:
+    """A producer that never waits: after the first BURST chunks one by one,
+    every message is HIGH_WATER bytes exactly (chunks of a size that divides
+    it), counted from zero again after each."""
+    size = 1024
+    assert HIGH_WATER % size == 0
+
+    async def never_waits() -> AsyncIterator[bytes]:
+        for _ in range(BURST + 3 * HIGH_WATER // size):
+            yield b"x" * size
+
+    with anyio.fail_after(5):
+        response = await StreamingClient(StreamingResponse(never_waits(), batch=True)).get("/")
+    sizes = [len(m["body"]) for m in response.body_messages()]
+    assert sizes == [size] * BURST + [HIGH_WATER] * 3 + [0]
+
+
+@pytest.mark.parametrize("app", [
+    lambda source: StreamingResponse(source, batch=True),
+    lambda source: EventSourceResponse(source, batch=True),
+], ids=["text", "sse"])
+async def test_an_empty_producer_completes_an_empty_body(app: Any) -> None:
+    async def nothing() -> AsyncIterator[str]:
+        return
+        yield
+
+    response_app = app(nothing())
+    with anyio.fail_after(5):
+        response = await StreamingClient(response_app).get("/")
+    assert (response.status_code, response.body) == (200, b"")
+    assert response_app.outcome.reason is EndReason.COMPLETED
+
+
+async def test_a_batched_producer_that_yields_after_its_cancellation_warns() -> None:
+    async def catches() -> AsyncIterator[str]:
+        yield "first"
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            yield "caught"
+            raise
+
+    app = StreamingResponse(catches(), batch=True, commit_deadline=0)
+    with anyio.fail_after(5), pytest.warns(StreamingWarning, match=r"catches\(\) yielded"):
+        async with StreamingClient(app).stream("GET", "/", disconnect_after=1) as response:
+            await response.read()
+        await app.wait_for_outcome()
+    assert b"caught" not in response.body
