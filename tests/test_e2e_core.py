@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from itertools import count
 
 import anyio
 import httpx
@@ -15,9 +16,10 @@ from tests.servers import Probe, UvicornThread
 
 
 def make_app(probe: Probe, outcomes: list[Outcome]) -> ASGIApp:
+    # Endless: the producers' ``finally`` can only run because the client left.
     async def slow_lines() -> AsyncIterator[str]:
         try:
-            for i in range(1000):
+            for i in count():
                 yield f"line {i}\n"
                 await anyio.sleep(0.01)
         finally:
@@ -25,9 +27,12 @@ def make_app(probe: Probe, outcomes: list[Outcome]) -> ASGIApp:
 
     def blocking_lines() -> Iterator[str]:
         try:
-            for i in range(1000):
+            for i in count():
                 yield f"line {i}\n"
                 time.sleep(0.01)
+        except GeneratorExit:
+            probe.mark("closed at a yield")  # the only place a thread can be stopped
+            raise
         finally:
             probe.mark("sync finally")
 
@@ -64,7 +69,7 @@ def server() -> Iterator[tuple[UvicornThread, Probe, list[Outcome]]]:
 
 
 @pytest.mark.parametrize(("path", "mark"), [("/async", "async finally"), ("/sync", "sync finally")])
-async def test_client_leaves_mid_stream_and_finally_runs_within_100_ms(
+async def test_client_leaves_mid_stream_and_the_endless_producer_is_stopped(
     server: tuple[UvicornThread, Probe, list[Outcome]], path: str, mark: str
 ) -> None:
     running, probe, outcomes = server
@@ -77,9 +82,13 @@ async def test_client_leaves_mid_stream_and_finally_runs_within_100_ms(
                     received += chunk
                     if received.count(b"\n") >= 3:
                         break
-            left_at = time.monotonic()  # the stream's context closed the connection
-    finished_at = await anyio.to_thread.run_sync(probe.wait_for, mark, 2.0)
-    assert finished_at - left_at < 0.1
+    # No time is asserted: the producers never end on their own, so a finally
+    # within the deadline was brought on by the client leaving (measured: the
+    # async one before the client's context had exited, the sync one at its
+    # next yield, 10 ms later; benchmarks/ measures how soon).
+    await anyio.to_thread.run_sync(probe.wait_for, mark, 2.0)
+    if path == "/sync":
+        assert "closed at a yield" in probe
     await anyio.to_thread.run_sync(probe.wait_for, "outcome", 2.0)
     assert outcomes[0].reason is EndReason.CLIENT_DISCONNECTED
 

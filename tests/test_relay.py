@@ -30,7 +30,7 @@ from streaming import EndReason, ServerSentEvent, SSEParser, StreamingResponse
 from streaming.integrations import ChatRelay, RelayResult, relay_events
 from streaming.integrations import openai_wire as wire
 from streaming.testing import LocalOpenAI, RequestEnd, StreamingClient, TestResponse
-from tests.servers import ROOT, UvicornThread, no_gc_pause
+from tests.servers import ROOT, UvicornThread
 
 MESSAGES: list[Any] = [{"role": "user", "content": "你好, relay! 🚀"}]
 BODY = {"messages": MESSAGES}
@@ -133,8 +133,12 @@ async def test_base_url_and_key_come_from_the_environment(
 
 
 @pytest.mark.parametrize("phase", ["prefill", "tokens"])
-async def test_a_reader_leaving_closes_the_upstream_within_100_ms(
+async def test_a_reader_leaving_closes_the_upstream_while_it_is_silent(
         upstream: UvicornThread, local: LocalOpenAI, phase: str) -> None:
+    """The upstream is 30 s away from its next write (the prefill, or the gap
+    before its second token) when the reader leaves: its connection closing
+    within the deadline is the relay closing it, not a failed write. No time is
+    asserted (measured: 0.6 to 3 ms after the reader left)."""
     headers_in = anyio.Event()
 
     async def on_response(response: Any) -> None:
@@ -143,7 +147,7 @@ async def test_a_reader_leaving_closes_the_upstream_within_100_ms(
     http = openai.DefaultAsyncHttpxClient(event_hooks={"response": [on_response]})
     sdk = openai.AsyncOpenAI(base_url=f"{upstream.url}/v1", api_key="test", max_retries=0,
                              http_client=http)
-    slow = {"X-Local-Prefill": "30"} if phase == "prefill" else {"X-Local-Token-Delay": "0.05"}
+    slow = {"X-Local-Prefill": "30"} if phase == "prefill" else {"X-Local-Token-Delay": "30"}
     index = len(local.log)
     async with sdk, ChatRelay(sdk, model="local-echo") as relay:
         app = relay.respond(BODY, upstream_headers=slow)
@@ -152,17 +156,15 @@ async def test_a_reader_leaving_closes_the_upstream_within_100_ms(
                 if phase == "prefill":
                     await headers_in.wait()
                 else:
-                    await read_deltas(reader, 3)
-                with no_gc_pause():
-                    left = time.monotonic()
-                    await reader.disconnect()
-                    record = await anyio.to_thread.run_sync(local.log.wait_for_end, index, 5.0)
+                    await read_deltas(reader, 1)  # the first token comes without the delay
+                left = time.monotonic()
+                await reader.disconnect()
+                record = await anyio.to_thread.run_sync(local.log.wait_for_end, index, 5.0)
             outcome = await app.wait_for_outcome()
     assert record.end is RequestEnd.CLIENT_DISCONNECTED
-    assert record.ended_at is not None and record.ended_at - left < 0.1
+    assert record.ended_at is not None and record.ended_at >= left
     assert outcome.reason is EndReason.CLIENT_DISCONNECTED
-    total = len(wire.tokenize(local.reply_for(MESSAGES)))
-    assert record.tokens_sent == 0 if phase == "prefill" else 3 <= record.tokens_sent < total
+    assert record.tokens_sent == (0 if phase == "prefill" else 1)
 
 
 async def read_deltas(reader: TestResponse, count: int) -> None:
@@ -372,22 +374,23 @@ def test_the_proxy_refuses_a_non_streaming_request(proxied: openai.OpenAI) -> No
 async def test_an_sdk_reader_closing_the_proxy_stream_closes_the_upstream(
         proxy: UvicornThread, local: LocalOpenAI) -> None:
     """Both hops over real TCP: the SDK closes its stream to the proxy, the proxy's
-    relay closes its stream to the model server."""
+    relay closes its stream to the model server, which was 30 s away from its
+    second token (no time asserted; measured: 1 to 2 ms after the close)."""
     with anyio.fail_after(10):
         async with openai.AsyncOpenAI(base_url=f"{proxy.url}/v1", api_key="k",
                                       max_retries=0) as sdk:
             index = len(local.log)
             stream = await sdk.chat.completions.create(
                 model="m", messages=MESSAGES, stream=True,
-                extra_headers={"X-Local-Token-Delay": "0.05"})
-            for _ in range(3):
+                extra_headers={"X-Local-Token-Delay": "30"})
+            for _ in range(2):  # the role chunk, then the first token
                 await anext(stream)
-            with no_gc_pause():
-                left = time.monotonic()
-                await stream.close()
-                record = await anyio.to_thread.run_sync(local.log.wait_for_end, index, 5.0)
+            left = time.monotonic()
+            await stream.close()
+            record = await anyio.to_thread.run_sync(local.log.wait_for_end, index, 5.0)
     assert record.end is RequestEnd.CLIENT_DISCONNECTED
-    assert record.ended_at is not None and record.ended_at - left < 0.1
+    assert record.ended_at is not None and record.ended_at >= left
+    assert record.tokens_sent == 1
 
 
 def test_the_proxy_error_body_is_exactly_the_api_shape(proxy: UvicornThread) -> None:
