@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,10 @@ def server_side_states(server_port: int) -> list[str]:
     return states
 
 
-def wait_for(condition: object, timeout: float) -> bool:
+def wait_for(condition: Callable[[], object], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return True
         time.sleep(0.05)  # polling the kernel's table against a deadline
     return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import FrameType
 
 import anyio
@@ -22,6 +22,7 @@ from streaming import (
     StreamingConfigError,
     StreamRefused,
 )
+from streaming._types import ASGIApp, Receive, Scope, Send
 from streaming.testing import StreamingClient, TestResponse
 
 
@@ -253,7 +254,7 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout() -
 # -- Last-Event-ID -----------------------------------------------------------------
 
 
-def resumable(seen: list[str | None]):  # type: ignore[no-untyped-def]
+def resumable(seen: list[str | None]) -> Callable[[str | None], AsyncIterator[object]]:
     def factory(last_event_id: str | None) -> AsyncIterator[object]:
         seen.append(last_event_id)
         start = int(last_event_id) + 1 if last_event_id and last_event_id.isdigit() else 0
@@ -300,10 +301,10 @@ async def test_resume_continues_after_the_last_id() -> None:
     assert [e.data for e in response.events()] == ["tick 42", "tick 43"]
 
 
-def _utf8_headers(app: EventSourceResponse):  # type: ignore[no-untyped-def]
+def _utf8_headers(app: EventSourceResponse) -> ASGIApp:
     """The test client encodes headers as latin-1; a browser sends UTF-8 ids."""
 
-    async def wrapped(scope, receive, send):  # type: ignore[no-untyped-def]
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         scope["headers"] = [(k, v.decode("latin-1").encode("utf-8")) for k, v in scope["headers"]]
         await app(scope, receive, send)
 

@@ -9,7 +9,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -36,9 +36,9 @@ def leftovers(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir())
 
 
-def wait_until(condition: object, what: str, timeout: float = 10) -> None:
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
         time.sleep(0.01)  # polling an observable condition against a deadline
 
