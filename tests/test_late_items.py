@@ -140,9 +140,13 @@ async def test_the_same_mistake_is_shown_once_not_once_per_stream() -> None:
 
 
 def sync_yields_in_finally() -> Iterator[str]:
+    # Three in the try: the worker thread pulls up to two at its second trip,
+    # so whenever the client's leave is seen, the generator is parked at a
+    # yield inside the try, and the close meets the yield in finally.
     try:
         yield "first"
         yield "second"
+        yield "third"
     finally:
         yield "bye"
 

@@ -27,7 +27,7 @@ __all__ = ["Driver", "Phase", "ServerSend", "StreamPolicy"]
 
 logger = logging.getLogger("streaming")
 
-#: Yield to the event loop once every 1024 chunks (see ``Driver._pump_chunks``):
+#: Yield to the event loop once every 1024 chunks (see ``Driver._pump``):
 #: about a millisecond of a busy producer, a negligible cost per chunk.
 _YIELD_MASK = 1023
 
