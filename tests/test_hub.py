@@ -283,6 +283,26 @@ async def test_drain_ends_every_subscriber_with_a_spread_retry(make_backend: Mak
                     assert (await Reader(late).read(1))[0].event == "shutdown"
 
 
+async def test_a_drain_still_sends_what_was_queued_while_a_frame_went_out(
+        make_backend: MakeBackend) -> None:
+    """The producer is parked at its ``yield`` (the driver is sending e1) when
+    e2 is queued and the drain comes: e2 goes out before the drain's event."""
+    async with _hub(make_backend) as hub:
+        subscription = hub.subscriber("t")(None)
+        with anyio.fail_after(5):
+            await subscription.__anext__()               # the subscription's first frame
+            await hub.publish("t", "e1")
+            assert b"data: e1" in await subscription.__anext__()  # parked at the yield
+            await hub.publish("t", "e2")
+            await anyio.wait_all_tasks_blocked()             # e2 is in the queue
+            async with anyio.create_task_group() as group:
+                group.start_soon(hub.drain.drain)
+                await anyio.wait_all_tasks_blocked()         # the drain has stopped it
+                rest = b"".join([frame async for frame in subscription])
+    assert b"data: e2" in rest
+    assert rest.index(b"data: e2") < rest.index(b"event: shutdown")
+
+
 async def test_history_expires_after_its_ttl(make_backend: MakeBackend, backend_kind: str,
                                              request: pytest.FixtureRequest) -> None:
     clock = FakeClock()

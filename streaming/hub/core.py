@@ -244,6 +244,10 @@ class Hub:
                     frames = subscription.take()
                     if frames:
                         yield b"".join(frames)
+                # What was queued while the last frames were being sent still
+                # goes out (an overflow emptied the queue: those come from history).
+                if rest := subscription.take():
+                    yield b"".join(rest)
                 if subscription.ended is Ended.DRAINED:
                     retry = spread_retry(self.retry_spread, self._rng)
                     yield drain_frame(subscription.final, retry)
