@@ -121,14 +121,16 @@ class Drain:
         waiting = list(self._finished.values())
         for stop in list(self._stops.values()):
             stop(self.final)
-        with anyio.move_on_after(self.grace):
-            for finished in waiting:
-                await finished.wait()
-        late = sum(not finished.is_set() for finished in waiting)
+        try:
+            with anyio.move_on_after(self.grace):
+                for finished in waiting:
+                    await finished.wait()
+        finally:  # a cancelled first call still ends the drain, for later callers
+            late = sum(not finished.is_set() for finished in waiting)
+            self._report = DrainReport(len(waiting) - late, late)
+            self._done_event().set()
         logger.info("drained %d stream(s); %d still open after %.1f s",
                     len(waiting) - late, late, self.grace)
-        self._report = DrainReport(len(waiting) - late, late)
-        self._done_event().set()
         return self._report
 
     async def wait_for_drain(self) -> DrainReport:

@@ -50,3 +50,15 @@ async def test_the_report_counts_streams_drained_in_time_and_late_ones(
     assert report == DrainReport(drained=1, late=1)
     assert await drain.wait_for_drain() is report
     assert "drained 1 stream(s); 1 still open after 0.5 s" in caplog.messages
+
+
+async def test_a_drain_whose_first_caller_was_cancelled_is_over_for_the_next() -> None:
+    drain = Drain(grace=30)
+    with drain.track(lambda final: None):  # a stream slow to end
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # the first caller gives up (a lifespan's own timeout, say)
+            await drain.drain()
+    with anyio.fail_after(5):
+        second = await drain.drain()  # shutdown code, later: the drain is over
+    assert second == DrainReport(drained=0, late=1)
+    assert await drain.wait_for_drain() is second
