@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,7 +18,8 @@ from streaming import (
     StreamingResponse,
     StreamingWarning,
 )
-from streaming.driver import Driver
+from streaming._types import Message, Scope
+from streaming.driver import Driver, ServerSend
 from streaming.driver.batching import BURST, HIGH_WATER
 from streaming.testing import StreamingClient
 
@@ -253,20 +255,20 @@ async def test_held_chunks_go_out_before_an_error_and_the_index_is_exact() -> No
 
 
 async def test_held_chunks_go_out_at_exactly_high_water() -> None:
-    """A producer that never waits: after the first BURST chunks one by one,
-    every message is HIGH_WATER bytes exactly (chunks of a size that divides
-    it), counted from zero again after each."""
+    """A producer that never waits: after the first chunk and BURST more one
+    by one, every message is HIGH_WATER bytes exactly (chunks of a size that
+    divides it), counted from zero again after each."""
     size = 1024
     assert HIGH_WATER % size == 0
 
     async def never_waits() -> AsyncIterator[bytes]:
-        for _ in range(BURST + 3 * HIGH_WATER // size):
+        for _ in range(1 + BURST + 3 * HIGH_WATER // size):
             yield b"x" * size
 
     with anyio.fail_after(5):
         response = await StreamingClient(StreamingResponse(never_waits(), batch=True)).get("/")
     sizes = [len(m["body"]) for m in response.body_messages()]
-    assert sizes == [size] * BURST + [HIGH_WATER] * 3 + [0]
+    assert sizes == [size] * (BURST + 1) + [HIGH_WATER] * 3 + [0]
 
 
 @pytest.mark.parametrize("app", [
@@ -300,3 +302,100 @@ async def test_a_batched_producer_that_yields_after_its_cancellation_warns() -> 
             await response.read()
         await app.wait_for_outcome()
     assert b"caught" not in response.body
+
+
+# -- the pump's own harness: a server whose send() the test scripts ------------
+
+SCOPE: Scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+
+
+async def never_receive() -> Message:
+    await anyio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
+async def burst_then_wait() -> AsyncIterator[bytes]:
+    """3 * BURST chunks at once (some of them held), then a wait that never
+    ends: whatever is held goes out from a hand-off task."""
+    for i in range(3 * BURST):
+        yield b"x%02d\n" % i
+    await anyio.sleep_forever()
+
+
+async def test_a_server_error_in_a_hand_off_fails_the_stream_as_in_the_pump() -> None:
+    async def refuses_batches(message: Message) -> None:
+        if message["type"] == "http.response.body" and len(message["body"]) > 4:
+            raise RuntimeError("the server refused the body")  # not OSError: not a leave
+
+    app = StreamingResponse(burst_then_wait(), batch=True)
+    with anyio.fail_after(5), pytest.raises(RuntimeError, match="refused the body"):
+        await app(SCOPE, never_receive, refuses_batches)
+    assert app.outcome is not None and app.outcome.reason is EndReason.PRODUCER_ERROR
+    assert isinstance(app.outcome.error, RuntimeError)
+
+
+async def test_a_hand_off_stuck_in_send_is_timed_while_the_producer_waits() -> None:
+    sent = 0
+
+    async def stops_reading(message: Message) -> None:
+        nonlocal sent
+        sent += 1
+        if sent > BURST + 2:  # the hand-off's send never returns
+            await anyio.sleep_forever()
+
+    app = StreamingResponse(burst_then_wait(), batch=True, send_timeout=0.5)
+    with anyio.fail_after(5):
+        await app(SCOPE, never_receive, stops_reading)
+    assert app.outcome is not None and app.outcome.reason is EndReason.SEND_TIMEOUT
+
+
+async def test_empty_chunks_that_never_wait_still_let_the_listener_run() -> None:
+    count, sent, left = 200_000, 0, anyio.Event()
+
+    async def never_suspends(message: Message) -> None:
+        nonlocal sent
+        sent += 1
+        if sent == 50:
+            left.set()
+
+    async def leaves() -> Message:
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def empty() -> AsyncIterator[bytes]:
+        for _ in range(count):
+            yield b""
+
+    app = StreamingResponse(empty(), batch=True)
+    with anyio.fail_after(10):
+        await app(SCOPE, leaves, never_suspends)
+    assert app.outcome is not None and app.outcome.reason is EndReason.CLIENT_DISCONNECTED
+    assert app.outcome.chunks_sent < count
+
+
+@pytest.mark.parametrize("batch", [False, True])
+async def test_nothing_follows_a_pathsend_and_the_producer_is_closed_there(
+        batch: bool, tmp_path: Path) -> None:
+    target = tmp_path / "f.txt"
+    target.write_bytes(b"file")
+    ran_on = False
+
+    async def produce() -> AsyncIterator[object]:
+        nonlocal ran_on
+        yield b"head"
+        yield ServerSend({"type": "http.response.pathsend", "path": str(target)}, 4,
+                         ends_body=True)
+        ran_on = True
+        yield b"after"
+
+    messages: list[Message] = []
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    app = StreamingResponse(produce(), batch=batch)
+    with anyio.fail_after(5):
+        await app(SCOPE, never_receive, send)
+    assert [m["type"] for m in messages][-1] == "http.response.pathsend"
+    assert not ran_on  # closed at the yield of the pathsend
+    assert app.outcome is not None and app.outcome.reason is EndReason.COMPLETED

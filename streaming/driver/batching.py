@@ -32,10 +32,14 @@ from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
-__all__ = ["BURST", "HIGH_WATER", "Batch", "Watched"]
+__all__ = ["BURST", "HIGH_WATER", "MAX_CHUNKS", "Batch", "Watched"]
 
 #: Bytes held before they are sent whatever the producer does next.
 HIGH_WATER = 64 * 1024
+
+#: Chunks held at most, whatever their size (empty ones add no bytes): a
+#: power of two, 64 KiB of 16-byte chunks.
+MAX_CHUNKS = 4096
 
 #: Quick answers in a row before chunks are held: a shorter burst is sent
 #: chunk by chunk, so a task is made at most once per BURST + 1 chunks.

@@ -13,7 +13,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from streaming._types import Message, RawHeaders, Receive, Send
-from streaming.driver.batching import BURST, HIGH_WATER, Batch, Watched
+from streaming.driver.batching import BURST, HIGH_WATER, MAX_CHUNKS, Batch, Watched
 from streaming.driver.closing import Warner, close_after_late_item, ignored_generator_exit
 from streaming.driver.policy import StreamPolicy
 from streaming.driver.request import RequestStream
@@ -413,7 +413,11 @@ class Driver:
         has not taken one message within the send timeout."""
         assert self._watchdog is not None  # looks are scheduled only with one
         stamp, self._stamp = self._stamp, None
-        verdict = self._watchdog.look(now, self._chunks, producer_busy(self._source), stamp)
+        # A hand-off (batch=True) sends while the producer waits: the driver is
+        # in send() then, whatever the producer does.
+        handing = self._handing is not None and not self._handing.is_set()
+        busy = not handing and producer_busy(self._source)
+        verdict = self._watchdog.look(now, self._chunks, busy, stamp)
         self._look_due = verdict.next_look
         self._attention = True  # time the next send: the next look needs it
         if verdict.action is Action.PING:
@@ -480,8 +484,8 @@ class Driver:
             if type(item) is bytes:
                 body = item
             elif type(item) is ServerSend:  # a server-side file send: rare, large
-                if not await self._send_piece(item):
-                    return False
+                if not await self._send_piece(item) or self._phase is Phase.COMPLETE:
+                    return False  # gone, or a pathsend ended the body: nothing may follow
                 sent, nbytes = self._chunks, self._bytes
                 continue
             else:
@@ -554,8 +558,9 @@ class Driver:
                     return True
                 if not await self._flush(batch):
                     return False
-                if type(why) is ServerSend and not await self._send_piece(why):
-                    return False
+                if type(why) is ServerSend and (
+                        not await self._send_piece(why) or self._phase is Phase.COMPLETE):
+                    return False  # gone, or a pathsend ended the body: nothing may follow
                 if batch.quick >= BURST:
                     await checkpoint()  # a producer that never waits lets others run
         except Exception:
@@ -571,7 +576,7 @@ class Driver:
         Called with nothing held; counts in locals (the per-chunk path), told
         of a wait by ``batch.waited``, which ``on_wait`` sets."""
         encode, append = self._fmt.encode, batch.chunks.append
-        quick, size, burst, high_water = batch.quick, 0, BURST, HIGH_WATER
+        quick, size, burst, high_water, mask = batch.quick, 0, BURST, HIGH_WATER, MAX_CHUNKS - 1
         async for item in source:
             if batch.waited:  # on_wait has taken what was held
                 batch.waited = False
@@ -589,7 +594,9 @@ class Driver:
             append(body)
             size += len(body)
             quick += 1
-            if quick < burst or size >= high_water:
+            # Past BURST, held until HIGH_WATER bytes or MAX_CHUNKS chunks
+            # (empty ones add no bytes, and the pump's checkpoint must come).
+            if quick <= burst or size >= high_water or not quick & mask:
                 batch.quick = quick
                 return _MORE
         return _ENDED
@@ -606,6 +613,9 @@ class Driver:
     async def _send_handed(self, batch: list[bytes | memoryview], done: anyio.Event) -> None:
         try:
             await self._send_batch(batch)
+        except Exception as exc:  # the server's (OSError is _emit's): as the pump would
+            await self._fail(exc)
+            self.stop(EndReason.PRODUCER_ERROR)  # the pump may be waiting on the producer
         finally:
             done.set()
 
