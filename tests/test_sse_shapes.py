@@ -144,3 +144,16 @@ async def test_a_response_streams_every_shape() -> None:
     assert response.status_code == 200
     assert [(e.event, e.data) for e in response.events()] == [
         ("start", "go"), ("progress", "half"), ("complete", '{"done":true}')]
+
+
+def test_a_refused_event_dict_says_what_to_do_instead() -> None:
+    with pytest.raises(SSEEncodingError) as unknown:
+        encode_item({"message": "hi"})
+    assert str(unknown.value) == (
+        "an event dict takes the keys data, event, id, retry, comment; 'message' is not one of "
+        "them. To send the dict itself as JSON data, pass json_data=True")
+    with pytest.raises(SSEEncodingError) as nested:
+        encode_item({"data": {"a": 1}})
+    assert str(nested.value) == (
+        "the data of an event dict is dict, which sse-starlette would send as its Python repr: "
+        "send json.dumps(data), or yield ServerSentEvent(data=..., ...) with json_data=True")
