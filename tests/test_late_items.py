@@ -167,3 +167,26 @@ async def test_a_plain_generator_that_yields_in_finally_is_shown_once_at_its_cod
         "the producer sync_yields_in_finally() yielded after the client disconnected (a yield "
         "inside finally or except?); the chunk was dropped and the producer closed",
         __file__, inspect.getsourcelines(sync_yields_in_finally)[1])]
+
+
+async def test_a_producer_that_raises_while_closed_is_logged_not_warned(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def fails_to_clean_up() -> AsyncIterator[str]:
+        try:
+            yield "a"
+            yield "b"
+        finally:
+            raise RuntimeError("cleanup failed")  # a RuntimeError, but no yield
+
+    app = StreamingResponse(fails_to_clean_up(), commit_deadline=0)
+    # Parked in send() when the client leaves (2.4: send() raises), so the
+    # driver's aclose() meets the error in finally.
+    client = StreamingClient(app, buffer=0, spec_version="2.4")
+    with anyio.fail_after(5), warnings.catch_warnings(record=True) as caught, \
+            caplog.at_level(logging.ERROR, logger="streaming"):
+        warnings.simplefilter("always")
+        async with client.stream("GET", "/", disconnect_after=1) as response:
+            await response.read()
+        await app.wait_for_outcome()
+    assert [w for w in caught if issubclass(w.category, StreamingWarning)] == []
+    assert caplog.messages == ["the producer raised while being closed"]

@@ -132,8 +132,9 @@ async def _drain(stream: RequestStream) -> AsyncIterator[Message]:
 
 
 def test_buffered_must_be_positive() -> None:
-    with pytest.raises(StreamingConfigError):
+    with pytest.raises(StreamingConfigError, match=r"^buffered must be an int >= 1, not 0$"):
         RequestStream(buffered=0)
+    RequestStream(buffered=1)  # one message at a time is enough
 
 
 @pytest.mark.parametrize("kind", ["uvicorn", "anycorn-trio", "granian"])
