@@ -3,6 +3,7 @@ deferred commit, errors, HEAD, background, headers and outcomes."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator, Generator, Iterator
 from inspect import GEN_CLOSED, getgeneratorstate
@@ -271,6 +272,8 @@ async def test_head_sends_headers_only_and_never_starts_the_producer() -> None:
     assert response.body == b"" and response.complete
     assert not started
     assert app.outcome is not None and app.outcome.reason is EndReason.HEAD
+    assert app.outcome.cleanup_timed_out is False
+    assert 0 <= app.outcome.duration < 2
 
 
 async def test_head_closes_a_sync_generator_that_was_already_created() -> None:
@@ -526,3 +529,34 @@ async def test_a_sync_producer_waiting_for_a_worker_thread_is_not_a_slow_client(
         limiter.total_tokens = saved
     assert resp.body == b"after the wait"
     assert app.outcome is not None and app.outcome.reason is EndReason.COMPLETED
+
+
+async def test_an_error_before_the_first_chunk_is_a_logged_500_with_a_whole_body(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def fails() -> AsyncIterator[bytes]:
+        raise RuntimeError("no data")
+        yield b""
+
+    app = StreamingResponse(fails())
+    with anyio.fail_after(2), caplog.at_level(logging.ERROR, logger="streaming"):
+        response = await StreamingClient(app).get("/")
+    assert response.status_code == 500 and response.complete
+    sent = [m.message for m in response.messages if m.direction == "send"]
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[-1]["more_body"] is False
+    [record] = caplog.records
+    assert record.getMessage() == "producer failed before the first chunk; answering 500"
+    assert record.exc_info is not None and record.exc_info[1] is app.outcome.error
+
+
+async def test_batched_with_headers_first() -> None:
+    async def two() -> AsyncIterator[bytes]:
+        yield b"a"
+        yield b"b"
+
+    app = StreamingResponse(two(), batch=True, commit_deadline=0)
+    with anyio.fail_after(2):
+        response = await StreamingClient(app).get("/")
+    assert (response.body, response.complete) == (b"ab", True)
+    assert app.outcome is not None and app.outcome.reason is EndReason.COMPLETED
+    assert (app.outcome.chunks_sent, app.outcome.bytes_sent) == (2, 2)
