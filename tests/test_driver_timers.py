@@ -139,3 +139,27 @@ async def test_a_slow_but_steady_reader_is_never_cut() -> None:
             await anyio.sleep(1.9)  # takes each message just within the timeout
     assert app.outcome is not None and app.outcome.reason is EndReason.COMPLETED
     assert app.outcome.duration > 100 * 1.9 - 2
+
+
+class QuietThenOne:
+    """An async iterator that is not a generator: no ``ag_running`` of its own."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def __aiter__(self) -> QuietThenOne:
+        return self
+
+    async def __anext__(self) -> str:
+        if self.sent:
+            raise StopAsyncIteration
+        await anyio.sleep(12)  # busy, not parked at a yield: pings at 5 and 10
+        self.sent = True
+        return "a"
+
+
+async def test_an_iterator_object_awaiting_inside_gets_pings_too() -> None:
+    app = EventSourceResponse(QuietThenOne(), ping=5, send_timeout=8, commit_deadline=0)
+    response = await StreamingClient(app).get("/")
+    assert sent_at(response, b":ping\n") == [5.0, 10.0]
+    assert sent_at(response, b"data: a\n\n") == [12.0]
