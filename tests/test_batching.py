@@ -148,7 +148,9 @@ async def test_a_burst_is_sent_while_the_producer_waits_after_it(hand_offs: list
     lines = response.body.splitlines()
     assert lines == [b"%d.%02d" % (b, i) for b in range(4) for i in range(3 * BURST)]
     assert len(response.body_messages()) < len(lines) // 2  # held, not one per chunk
-    assert len(hand_offs) == 4 and sum(hand_offs) > 4 * BURST  # one task per burst
+    # One task per burst, with what came after the BURST sent one by one (the
+    # first burst's first chunk is the response's first, sent on its own).
+    assert hand_offs == [2 * BURST - 1] + [2 * BURST] * 3
 
 
 @pytest.fixture
@@ -399,3 +401,32 @@ async def test_nothing_follows_a_pathsend_and_the_producer_is_closed_there(
     assert [m["type"] for m in messages][-1] == "http.response.pathsend"
     assert not ran_on  # closed at the yield of the pathsend
     assert app.outcome is not None and app.outcome.reason is EndReason.COMPLETED
+
+
+async def test_a_piece_the_server_sends_itself_goes_out_in_order_among_batches() -> None:
+    piece = ServerSend({"type": "http.response.zerocopysend", "file": 0, "count": 3}, 3)
+
+    async def produce() -> AsyncIterator[object]:
+        for i in range(3 * BURST):
+            yield b"a%02d\n" % i
+        yield piece
+        for i in range(3 * BURST):
+            yield b"b%02d\n" % i
+
+    messages: list[Message] = []
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    app = StreamingResponse(produce(), batch=True)
+    with anyio.fail_after(5):
+        await app(SCOPE, never_receive, send)
+    kinds = [m["type"] for m in messages]
+    assert kinds.count("http.response.zerocopysend") == 1
+    at = kinds.index("http.response.zerocopysend")
+    before = b"".join(m.get("body", b"") for m in messages[:at])
+    after = b"".join(m.get("body", b"") for m in messages[at + 1:])
+    assert before == b"".join(b"a%02d\n" % i for i in range(3 * BURST))
+    assert after == b"".join(b"b%02d\n" % i for i in range(3 * BURST))
+    assert app.outcome is not None and app.outcome.reason is EndReason.COMPLETED
+    assert app.outcome.chunks_sent == 6 * BURST + 1
