@@ -16,7 +16,6 @@ from streaming import (
     EventSourceResponse,
     NDJSONResponse,
     StreamingResponse,
-    StreamingWarning,
 )
 from streaming._types import Message, Scope
 from streaming.driver import Driver, ServerSend
@@ -289,23 +288,6 @@ async def test_an_empty_producer_completes_an_empty_body(app: Any) -> None:
     assert response_app.outcome.reason is EndReason.COMPLETED
 
 
-async def test_a_batched_producer_that_yields_after_its_cancellation_warns() -> None:
-    async def catches() -> AsyncIterator[str]:
-        yield "first"
-        try:
-            await anyio.sleep_forever()
-        except anyio.get_cancelled_exc_class():
-            yield "caught"
-            raise
-
-    app = StreamingResponse(catches(), batch=True, commit_deadline=0)
-    with anyio.fail_after(5), pytest.warns(StreamingWarning, match=r"catches\(\) yielded"):
-        async with StreamingClient(app).stream("GET", "/", disconnect_after=1) as response:
-            await response.read()
-        await app.wait_for_outcome()
-    assert b"caught" not in response.body
-
-
 # -- the pump's own harness: a server whose send() the test scripts ------------
 
 SCOPE: Scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
@@ -314,6 +296,18 @@ SCOPE: Scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
 async def never_receive() -> Message:
     await anyio.sleep_forever()
     raise AssertionError("unreachable")
+
+
+async def sent_by(app: StreamingResponse) -> list[Message]:
+    """Every message ``app`` sends to a server that takes each at once."""
+    messages: list[Message] = []
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    with anyio.fail_after(5):
+        await app(SCOPE, never_receive, send)
+    return messages
 
 
 async def burst_then_wait() -> AsyncIterator[bytes]:
@@ -390,14 +384,8 @@ async def test_nothing_follows_a_pathsend_and_the_producer_is_closed_there(
         ran_on = True
         yield b"after"
 
-    messages: list[Message] = []
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-
     app = StreamingResponse(produce(), batch=batch)
-    with anyio.fail_after(5):
-        await app(SCOPE, never_receive, send)
+    messages = await sent_by(app)
     assert [m["type"] for m in messages][-1] == "http.response.pathsend"
     assert not ran_on  # closed at the yield of the pathsend
     assert app.outcome is not None and app.outcome.reason is EndReason.COMPLETED
@@ -413,14 +401,8 @@ async def test_a_piece_the_server_sends_itself_goes_out_in_order_among_batches()
         for i in range(3 * BURST):
             yield b"b%02d\n" % i
 
-    messages: list[Message] = []
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-
     app = StreamingResponse(produce(), batch=True)
-    with anyio.fail_after(5):
-        await app(SCOPE, never_receive, send)
+    messages = await sent_by(app)
     kinds = [m["type"] for m in messages]
     assert kinds.count("http.response.zerocopysend") == 1
     at = kinds.index("http.response.zerocopysend")

@@ -59,7 +59,8 @@ async def test_an_await_completing_with_the_disconnect_is_not_a_mistake() -> Non
         assert response.body == b"first"
 
 
-async def test_a_yield_in_an_except_of_the_cancellation_warns() -> None:
+@pytest.mark.parametrize("batch", [False, True])
+async def test_a_yield_in_an_except_of_the_cancellation_warns(batch: bool) -> None:
     async def catches() -> AsyncIterator[str]:
         yield "first"
         try:
@@ -68,7 +69,7 @@ async def test_a_yield_in_an_except_of_the_cancellation_warns() -> None:
             yield "caught"
             raise
 
-    app = EventSourceResponse(catches(), commit_deadline=0)
+    app = EventSourceResponse(catches(), commit_deadline=0, batch=batch)
     with anyio.fail_after(5), pytest.warns(StreamingWarning, match=r"catches\(\) yielded"):
         async with StreamingClient(app).stream("GET", "/", disconnect_after=1) as response:
             await response.read()
