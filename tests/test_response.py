@@ -546,7 +546,8 @@ async def test_an_error_before_the_first_chunk_is_a_logged_500_with_a_whole_body
     assert sent[-1]["more_body"] is False
     [record] = caplog.records
     assert record.getMessage() == "producer failed before the first chunk; answering 500"
-    assert record.exc_info is not None and record.exc_info[1] is app.outcome.error
+    assert app.outcome is not None and record.exc_info is not None
+    assert record.exc_info[1] is app.outcome.error
 
 
 async def test_batched_with_headers_first() -> None:
