@@ -96,16 +96,13 @@ def unit_of(module: str) -> str:
 def package_imports(path: Path) -> list[str]:
     """Every ``streaming`` module ``path`` imports, anywhere in it: for
     ``from a import b``, ``a.b`` when that is a module, else ``a``."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found += [alias.name for alias in node.names if alias.name.startswith("streaming")]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("streaming"):
-            module = node.module or ""
-            for alias in node.names:
-                candidate = f"{module}.{alias.name}"
-                is_module = (PACKAGE.parent / (candidate.replace(".", "/") + ".py")).exists()
-                found.append(candidate if is_module else module)
+    found = [alias.name for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Import) for alias in node.names
+             if alias.name.startswith("streaming")]
+    for module, name in imports(path):
+        candidate = f"{module}.{name}"
+        is_module = (PACKAGE.parent / (candidate.replace(".", "/") + ".py")).exists()
+        found.append(candidate if is_module else module)
     return found
 
 

@@ -235,19 +235,16 @@ class Hub:
             with self.drain.track(subscription.stop_for_drain):
                 for batch in _batched(first):
                     yield batch
-                while subscription.ended is None:
-                    # A wake-up in the same tick as a disconnect yields once
-                    # more: the driver drops that item, silently (a race, not
-                    # a mistake: driver/closing.py).
+                # Until it ends and what was queued went out (an overflow
+                # empties the queue: those frames come from history). A wake-up
+                # in the same tick as a disconnect yields once more: the driver
+                # drops that item, silently (a race, not a mistake:
+                # driver/closing.py).
+                while subscription.ended is None or subscription.frames:
                     if not subscription.frames:
                         await subscription.wake_up()
-                    frames = subscription.take()
-                    if frames:
+                    if frames := subscription.take():
                         yield b"".join(frames)
-                # What was queued while the last frames were being sent still
-                # goes out (an overflow emptied the queue: those come from history).
-                if rest := subscription.take():
-                    yield b"".join(rest)
                 if subscription.ended is Ended.DRAINED:
                     retry = spread_retry(self.retry_spread, self._rng)
                     yield drain_frame(subscription.final, retry)

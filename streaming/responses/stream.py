@@ -188,11 +188,10 @@ class StreamingResponse(ResponseBase):
         content = self._content_for(scope)
         if self.drain is None:
             return driver.run(open_source(content))
-        return self._run_tracked(driver, content)
+        return self._run_tracked(self.drain, driver, content)
 
-    async def _run_tracked(self, driver: Driver, content: ContentStream) -> Outcome:
-        assert self.drain is not None
-        with self.drain.track(lambda final: self._stop_for_drain(driver, final)):
+    async def _run_tracked(self, drain: Drain, driver: Driver, content: ContentStream) -> Outcome:
+        with drain.track(lambda final: self._stop_for_drain(driver, final)):
             return await driver.run(open_source(content))
 
     def _content_for(self, scope: Scope) -> ContentStream:

@@ -3,8 +3,9 @@ error, a page, the metrics text): nothing to stream, so no driver, no race
 with a disconnect, and no commit deadline.
 
 The apps of the library that answer this way (the metrics endpoint, the
-inspector's pages, the local OpenAI test double) go through ``send_whole``,
-so their headers get the same checks as a streamed response's.
+inspector's pages, the limiter's refusals, the local OpenAI test double) go
+through ``send_whole``, so their headers get the same checks as a streamed
+response's: ``encode_header``, then ``check_framing``.
 """
 
 from __future__ import annotations
@@ -14,23 +15,20 @@ from collections.abc import Iterable, Mapping
 from streaming._types import RawHeaders, Send
 from streaming.encoders.headers import encode_header
 from streaming.exceptions import HeaderValidationError
+from streaming.responses.headers import check_framing
 
 __all__ = ["send_whole", "whole_headers"]
 
-#: The server frames the body from ``Content-Length``, which is ours to set.
-_OURS = (b"content-length", b"content-type", b"transfer-encoding")
-
-
 def whole_headers(body: bytes, content_type: str,
                   headers: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> RawHeaders:
-    """The raw headers of a whole response: each of ``headers`` checked by
-    ``encode_header``, then ``Content-Type`` and ``Content-Length``. A framing
-    or content-type header among ``headers`` is a ``HeaderValidationError``."""
+    """The raw headers of a whole response: each of ``headers`` checked as a
+    streamed response's are, then ``Content-Type`` and ``Content-Length``
+    (from the body). A framing header among ``headers``, or a
+    ``Content-Type`` (an argument of its own), is a ``HeaderValidationError``."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    raw = [encode_header(name, value) for name, value in pairs]
-    for name, _ in raw:
-        if name in _OURS:
-            raise HeaderValidationError(f"header {name.decode()!r} is set from the body")
+    raw = [check_framing(*encode_header(name, value)) for name, value in pairs]
+    if any(name == b"content-type" for name, _ in raw):
+        raise HeaderValidationError("header 'content-type' is given as its own argument")
     raw.append(encode_header("content-type", content_type))
     raw.append((b"content-length", str(len(body)).encode()))
     return raw
