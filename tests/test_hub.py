@@ -21,8 +21,10 @@ from streaming import (
     EventSourceResponse,
     Outcome,
     SSEEncodingError,
+    SSEParser,
     StreamRefused,
 )
+from streaming._types import Message
 from streaming.exceptions import (
     EventTooLargeError,
     HubClosedError,
@@ -86,6 +88,52 @@ async def test_live_events_reach_every_subscriber_once_in_order(make_backend: Ma
                     assert {e.event for e in events} == {"message"}
             assert a.body == b.body                         # the same bytes to everyone
             assert len({Position.parse(i).epoch for i in ids}) == 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("inline_sends", [True, False])
+async def test_a_waiting_subscriber_is_sent_each_event_by_the_task_that_delivers_it(
+        make_backend: MakeBackend, anyio_backend: str, inline_sends: bool) -> None:
+    """On asyncio a subscriber waiting for an event is not woken to send it:
+    the task that delivers it (the publisher's, or the Redis reader's) sends
+    it (``Driver.offer``). On trio, or with ``inline_sends=False``, the
+    subscriber's own task does. Either way every event goes out once, in order.
+    The server's send here never waits, as uvicorn's does not while the
+    client reads."""
+    sent: list[tuple[int, bytes]] = []
+    left, registered = anyio.Event(), anyio.Event()
+    streams: list[int] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            sent.append((anyio.get_current_task().id, message["body"]))
+            registered.set()
+
+    async def receive() -> Message:
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def subscribe() -> None:
+        streams.append(anyio.get_current_task().id)
+        scope = {"type": "http", "method": "GET", "path": "/t", "headers": []}
+        await subscriber_app(hub)(scope, receive, send)
+
+    async with _hub(make_backend, inline_sends=inline_sends) as hub, \
+            anyio.create_task_group() as group:
+        group.start_soon(subscribe)
+        with anyio.fail_after(5):
+            await registered.wait()
+        ids = []
+        for n in range(5):
+            ids.append(await hub.publish("t", str(n)))
+            await anyio.wait_all_tasks_blocked()  # delivered before the next
+        with anyio.fail_after(5):
+            while len(sent) < 6:
+                await anyio.wait_all_tasks_blocked()
+        left.set()
+    events = SSEParser().feed(b"".join(body for _, body in sent[1:]))
+    assert [e.id for e in events] == ids and [e.data for e in events] == list("01234")
+    senders = {task for task, _ in sent[1:]}
+    assert senders.isdisjoint(streams) is (inline_sends and anyio_backend == "asyncio")
 
 
 async def test_resume_sends_exactly_the_missed_events_then_live(make_backend: MakeBackend

@@ -150,6 +150,7 @@ def test_third_party_packages_are_imported_only_where_the_table_says() -> None:
 #: The driver is the only one that streams a body or races a disconnect.
 ASGI_CALLERS = {
     "streaming.driver.core": "streams every response body, listens for the disconnect",
+    "streaming.driver.offers": "begins the driver's offered body send up to its first wait",
     "streaming.responses.whole": "a whole response in two messages (metrics, inspector, "
                                  "the limiter's 429/503, the OpenAI test double)",
     "streaming.responses.headers": "a send that drops connection headers on HTTP/2",

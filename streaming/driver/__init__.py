@@ -8,7 +8,9 @@ timers that are due: the commit deadline, and the keep-alive / slow-client
 look, whose decision is the pure ``Watchdog`` (``watchdog.py``). Whoever ends
 the race cancels the group's scope. After it, a shielded, time-bounded cleanup
 closes the producer whatever happened (``closing.py``); a sync producer's
-worker thread may outlive it, by design (``sources.py``).
+worker thread may outlive it, by design (``sources.py``). A producer fed by a
+publisher (the hub's subscribers) may let that publisher send from its own
+task while the stream waits (``offers.py``).
 
 Why a listener on every server: ASGI HTTP spec 2.3 servers (uvicorn, hypercorn)
 report a departed client only through ``receive()`` and silently drop later
@@ -17,8 +19,10 @@ handle both the same way, so there is one disconnect path, not one per version.
 """
 
 from streaming.driver.core import Driver, ServerSend
+from streaming.driver.offers import Finish, Offer
 from streaming.driver.policy import StreamPolicy
 from streaming.driver.request import RequestStream
 from streaming.driver.sources import ContentStream, open_source
 
-__all__ = ["ContentStream", "Driver", "RequestStream", "ServerSend", "StreamPolicy", "open_source"]
+__all__ = ["ContentStream", "Driver", "Finish", "Offer", "RequestStream", "ServerSend",
+           "StreamPolicy", "open_source"]

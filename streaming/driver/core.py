@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import logging
 import math
@@ -15,6 +16,7 @@ from anyio.lowlevel import checkpoint
 from streaming._types import Message, RawHeaders, Receive, Send
 from streaming.driver.batching import BURST, HIGH_WATER, MAX_CHUNKS, Batch, Watched
 from streaming.driver.closing import Warner, close_after_late_item, ignored_generator_exit
+from streaming.driver.offers import Finish, Offer, accepts_offers, begin
 from streaming.driver.policy import StreamPolicy
 from streaming.driver.request import RequestStream
 from streaming.driver.sources import ThreadedIterator, close_source, producer_busy
@@ -118,15 +120,20 @@ class Driver:
         "_bytes",
         "_chunks",
         "_commit_due",
+        "_context",
         "_error",
         "_final",
+        "_finishing",
         "_first_at",
         "_fmt",
         "_handing",
         "_head_sent",
         "_listening",
         "_look_due",
+        "_offerable",
+        "_offers",
         "_phase",
+        "_pinging",
         "_policy",
         "_reason",
         "_receive",
@@ -177,6 +184,11 @@ class Driver:
         # The server raised from send(start) (not OSError): it holds the response
         # as started, so nothing more may be sent, not even an error status.
         self._refused = False
+        # Offers (driver/offers.py): asked for, takeable now, the context they
+        # run in, and the one that had to wait and is not finished yet.
+        self._offers = self._offerable = self._pinging = False
+        self._context: contextvars.Context | None = None
+        self._finishing: Finish | None = None
         self.status = status
 
     async def run(self, source: AsyncIterator[Any]) -> Outcome:
@@ -416,7 +428,8 @@ class Driver:
         # A hand-off (batch=True) sends while the producer waits: the driver is
         # in send() then, whatever the producer does.
         handing = self._handing is not None and not self._handing.is_set()
-        busy = not handing and producer_busy(self._source)
+        # An offered send that had to wait is the driver's too, wherever it runs.
+        busy = not handing and self._finishing is None and producer_busy(self._source)
         verdict = self._watchdog.look(now, self._chunks, busy, stamp)
         self._look_due = verdict.next_look
         self._attention = True  # time the next send: the next look needs it
@@ -429,6 +442,13 @@ class Driver:
         keepalive = self._fmt.keepalive()
         if keepalive is None:
             return
+        self._pinging = True  # no offer while this send runs (driver/offers.py)
+        try:
+            await self._send_keepalive(keepalive)
+        finally:
+            self._pinging = False
+
+    async def _send_keepalive(self, keepalive: bytes) -> None:
         if not self._policy.send_timeout:  # no cancel scope: the cheap path of every ping
             if await self._commit(self._start):
                 await self._emit(_body(keepalive))
@@ -473,6 +493,8 @@ class Driver:
             return False
         if self._policy.batch:
             return await self._pump_batched(source, group)
+        if self._offers:
+            return await self._pump_offering(source)
         sent, nbytes = self._chunks, self._bytes
         async for item in source:
             if self._attention:  # stopped, or a look asks to time this send
@@ -501,6 +523,95 @@ class Driver:
             self._bytes = nbytes  # and by the inspector
             if not sent & mask:
                 await checkpoint()
+        await self._finish_body()
+        return False
+
+    # -- offers: a body message sent from the publisher's task (driver/offers.py)
+
+    def accept_offers(self) -> Offer | None:
+        """``offer``, for a producer's publisher to send from its own task;
+        ``None`` where offers cannot be taken (trio, ``batch=True``). Called
+        before ``run``; the producer awaits any ``Finish`` an offer returns."""
+        if self._policy.batch or not accepts_offers():
+            return None
+        self._offers = True
+        return self.offer
+
+    def offer(self, body: bytes) -> bool | Finish:
+        """Send ``body`` now, from the caller's task, as the stream's next
+        chunk, if the stream waits for its producer with nothing else in
+        ``send()``. ``True``: sent (or the client had left); ``False``: not
+        taken, the producer yields it as usual; a ``Finish``: ``send()`` had to
+        wait, and the producer awaits the rest before its next item. Never
+        raises: a server error reaches the producer through the ``Finish``."""
+        if not self._offerable or self._finishing is not None or self._pinging:
+            return False
+        if self._attention:
+            if self._reason is not None:
+                return False
+            self._take_stamp(self._chunks)
+        assert self._context is not None  # set with _offerable
+        self._offerable = False  # an offer made inside this send waits its turn
+        try:
+            waiting = self._context.run(begin, self._send, _body(body))
+        except OSError:  # only send()'s OSError means the client left
+            self._client_gone()
+            return True
+        except Exception as exc:
+            self._finishing = Finish(None, None, self._settle_offer, exc)
+            return self._finishing
+        finally:
+            self._offerable = True
+        if waiting is None:
+            self._chunks += 1
+            self._bytes += len(body)
+            return True
+        self._take_stamp(self._chunks)  # it waits on the client: the watchdog times it
+        size = len(body)
+        self._finishing = Finish(*waiting, lambda error: self._settle_offer(error, size))
+        return self._finishing
+
+    def _settle_offer(self, error: BaseException | None, size: int = 0) -> bool:
+        """How an offered send that had to wait ended; ``True``: handled."""
+        self._finishing = None
+        if error is None:
+            self._chunks += 1
+            self._bytes += size
+            return True
+        if isinstance(error, OSError):
+            self._client_gone()
+            return True
+        return False
+
+    async def _pump_offering(self, source: AsyncIterator[Any]) -> bool:
+        """The loop of ``_pump`` for a producer that takes offers: it counts on
+        the driver, not in locals (an offer counts too), and takes offers only
+        while it waits for the next item."""
+        self._context = contextvars.copy_context()
+        mask, count = _YIELD_MASK, 0
+        try:
+            while True:
+                self._offerable = True
+                item = await anext(source, _EXHAUSTED)
+                self._offerable = False
+                if item is _EXHAUSTED:
+                    break
+                if self._attention:  # stopped, or a look asks to time this send
+                    if self._reason is not None:
+                        return True
+                    self._take_stamp(self._chunks)
+                if type(item) is not bytes and type(item) is not ServerSend:
+                    item = self._fmt.encode(item)
+                if not await self._send_piece(item) or self._phase is Phase.COMPLETE:
+                    return False
+                count += 1
+                if not count & mask:
+                    await checkpoint()
+        finally:
+            self._offerable = False
+            if self._finishing is not None:  # the producer never awaited it
+                self._finishing.close()
+                self._finishing = None
         await self._finish_body()
         return False
 

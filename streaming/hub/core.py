@@ -35,6 +35,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from streaming._types import Scope
 from streaming.drain import Drain
+from streaming.driver import Offer
 from streaming.exceptions import (
     EventTooLargeError,
     HubClosedError,
@@ -87,6 +88,10 @@ class Hub:
     ``observer`` (a ``HubObserver``, such as ``streaming.metrics.StreamMetrics``)
     is told, under the label ``name``, of subscribers coming and going, of
     overflows, and of the deepest queue every ``report_every`` seconds.
+    ``inline_sends``: on asyncio, send each event to the subscribers waiting
+    for one from the task that delivers it (one pass, no task woken per
+    subscriber; ``streaming/driver/offers.py``); ``False`` queues every event
+    and wakes each subscriber's task to send it.
     """
 
     def __init__(
@@ -104,6 +109,7 @@ class Hub:
         observer: HubObserver | None = None,
         name: str = "hub",
         report_every: float = 1.0,
+        inline_sends: bool = True,
     ) -> None:
         _check_settings(history, history_ttl, max_queued_events, max_queued_bytes, timeout,
                         retry_spread, report_every)
@@ -117,6 +123,7 @@ class Hub:
         self.drain = drain if drain is not None else Drain()
         self.retry_spread = retry_spread
         self.observer, self.name, self.report_every = observer, name, report_every
+        self.inline_sends = bool(inline_sends)
         self._rng = random.Random()
         self._topics: dict[str, LocalTopic] = {}
         self._subscriptions: set[Subscription] = set()
@@ -220,12 +227,13 @@ class Hub:
         return Subscriber(self, names, announce)
 
     async def _stream(self, topics: tuple[str, ...], last_event_id: str | None,
-                      scope: Scope | None, announce: bool) -> AsyncIterator[bytes]:
+                      scope: Scope | None, announce: bool, offer: Offer | None
+                      ) -> AsyncIterator[bytes]:
         self._require_running()
         await self._check_allowed(scope, topics)
         resume = parse_last_event_id(last_event_id, topics)
         subscription = Subscription(topics, self.max_queued_events, self.max_queued_bytes,
-                                    self._event_class)
+                                    self._event_class, offer if self.inline_sends else None)
         held = [self._acquire(name) for name in topics]
         try:
             tops = await self._register(subscription, held)
@@ -243,6 +251,9 @@ class Hub:
                 while subscription.ended is None or subscription.frames:
                     if not subscription.frames:
                         await subscription.wake_up()
+                        if (finish := subscription.finish) is not None:
+                            subscription.finish = None
+                            await finish  # an offered frame whose send had to wait
                     if frames := subscription.take():
                         yield b"".join(frames)
                 if subscription.ended is Ended.DRAINED:
@@ -435,12 +446,15 @@ class Subscriber:
 
     __slots__ = ("announce", "hub", "topics")
 
+    #: ``EventSourceResponse`` passes its driver's ``offer`` (driver/offers.py).
+    takes_offers = True
+
     def __init__(self, hub: Hub, topics: tuple[str, ...], announce: bool) -> None:
         self.hub, self.topics, self.announce = hub, topics, announce
 
-    def __call__(self, last_event_id: str | None, scope: Scope | None = None
-                 ) -> AsyncIterator[bytes]:
-        return self.hub._stream(self.topics, last_event_id, scope, self.announce)
+    def __call__(self, last_event_id: str | None, scope: Scope | None = None, *,
+                 offer: Offer | None = None) -> AsyncIterator[bytes]:
+        return self.hub._stream(self.topics, last_event_id, scope, self.announce, offer)
 
 
 def _batched(frames: list[bytes]) -> list[bytes]:

@@ -10,7 +10,10 @@ its own id line, since its id carries every topic's position.
 
 ``Subscription`` is one connection's queue: appending never blocks and never
 waits for the reader, and a queue past its bounds (events or bytes) ends that
-subscription alone (``OVERFLOW``).
+subscription alone (``OVERFLOW``). On asyncio a frame pushed while the
+subscriber waits for one is not queued but offered to its stream's driver,
+which sends it from the pushing task (``streaming/driver/offers.py``): a
+publish is then one pass of sends, with no task woken per subscriber.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from streaming.driver import Finish, Offer
 from streaming.hub.backend import Entry, History
 from streaming.hub.frames import framed, reset_frame
 from streaming.hub.position import Position, format_id
@@ -42,15 +46,23 @@ class Subscription:
         "_wake",
         "ended",
         "final",
+        "finish",
         "frames",
+        "offer",
         "size",
         "topics",
         "view",
     )
 
     def __init__(self, topics: tuple[str, ...], max_events: int, max_bytes: int,
-                 event: Callable[[], anyio.Event] = anyio.Event) -> None:
+                 event: Callable[[], anyio.Event] = anyio.Event, offer: Offer | None = None
+                 ) -> None:
         self.topics = topics
+        #: The stream's ``Driver.offer``: a frame pushed while the subscriber
+        #: waits for one is sent from the pushing task, with no wake-up.
+        self.offer = offer
+        #: An offered frame whose send had to wait: the subscriber awaits it.
+        self.finish: Finish | None = None
         #: The position of the last queued event in each topic (several topics only).
         self.view: dict[str, Position] = {}
         self.frames: list[bytes] = []
@@ -66,6 +78,16 @@ class Subscription:
     def push(self, frame: bytes) -> None:
         if self.ended is not None:
             return
+        wake = self._wake
+        if wake is not None and self.offer is not None:  # waiting, so nothing is queued
+            sent = self.offer(frame)
+            if sent is True:
+                return  # it sleeps on
+            if sent is not False:  # the send had to wait: the subscriber finishes it
+                self.finish = sent
+                self._wake = None
+                wake.set()
+                return
         self.frames.append(frame)
         self.size += len(frame)
         if len(self.frames) > self._max_events or self.size > self._max_bytes:

@@ -30,7 +30,7 @@ from typing import Any
 
 from streaming._types import BackgroundTask, Message, OutcomeCallback, Scope
 from streaming.drain import Drain
-from streaming.driver import ContentStream, StreamPolicy
+from streaming.driver import ContentStream, Driver, StreamPolicy
 from streaming.exceptions import InvalidContentError, StreamingConfigError
 from streaming.formats import Format, SSEFormat
 from streaming.outcome import EndReason, Outcome
@@ -113,12 +113,15 @@ class EventSourceResponse(StreamingResponse):
         # A factory is called with Last-Event-ID at request time, checked then.
         return content if _is_factory(content) else check_content(content)
 
-    def _content_for(self, scope: Scope) -> ContentStream:
+    def _content_for(self, scope: Scope, driver: Driver) -> ContentStream:
         content: Any = self.body_iterator
         if not _is_factory(content):
             return content  # type: ignore[no-any-return]
         self.last_event_id = read_last_event_id(scope)
-        if _takes_scope(content):  # a hub subscriber: authorization needs the request
+        if getattr(content, "takes_offers", False):  # a hub subscriber: it sends from the publisher
+            return check_content(content(self.last_event_id, scope=scope,
+                                         offer=driver.accept_offers()))
+        if _takes_scope(content):  # authorization needs the request
             return check_content(content(self.last_event_id, scope=scope))
         return check_content(content(self.last_event_id))
 

@@ -185,7 +185,7 @@ class StreamingResponse(ResponseBase):
         # stays on the stack, which every wake-up of the stream walks through.
         if scope.get("method") == "HEAD":  # before _content_for: no factory runs
             return driver.run_head(self.body_iterator)
-        content = self._content_for(scope)
+        content = self._content_for(scope, driver)
         if self.drain is None:
             return driver.run(open_source(content))
         return self._run_tracked(self.drain, driver, content)
@@ -194,9 +194,10 @@ class StreamingResponse(ResponseBase):
         with drain.track(lambda final: self._stop_for_drain(driver, final)):
             return await driver.run(open_source(content))
 
-    def _content_for(self, scope: Scope) -> ContentStream:
+    def _content_for(self, scope: Scope, driver: Driver) -> ContentStream:
         """The producer to run for this request (a subclass may build it from
-        the request, as ``EventSourceResponse`` does with ``Last-Event-ID``)."""
+        the request, as ``EventSourceResponse`` does with ``Last-Event-ID``,
+        and hand it the ``driver``'s offers)."""
         return self.body_iterator
 
     def _stop_for_drain(self, driver: Driver, final: object) -> None:
