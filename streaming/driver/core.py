@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
-from anyio.lowlevel import checkpoint
 
 from streaming._types import Message, RawHeaders, Receive, Send
 from streaming.driver.batching import BURST, HIGH_WATER, MAX_CHUNKS, Batch, Watched
 from streaming.driver.closing import Warner, close_after_late_item, ignored_generator_exit
+from streaming.driver.loop import checkpointer, clock
 from streaming.driver.offers import Finish, Offer, accepts_offers, begin
 from streaming.driver.policy import StreamPolicy
 from streaming.driver.request import RequestStream
@@ -118,6 +118,7 @@ class Driver:
     __slots__ = (
         "_attention",
         "_bytes",
+        "_checkpoint",
         "_chunks",
         "_commit_due",
         "_context",
@@ -130,6 +131,7 @@ class Driver:
         "_head_sent",
         "_listening",
         "_look_due",
+        "_now",
         "_offerable",
         "_offers",
         "_phase",
@@ -184,6 +186,8 @@ class Driver:
         # The server raised from send(start) (not OSError): it holds the response
         # as started, so nothing more may be sent, not even an error status.
         self._refused = False
+        # The loop's clock and checkpoint: anyio's, without its backend lookup.
+        self._now, self._checkpoint = clock(), checkpointer()
         # Offers (driver/offers.py): asked for, takeable now, the context they
         # run in, and the one that had to wait and is not finished yet.
         self._offers = self._offerable = self._pinging = False
@@ -193,7 +197,7 @@ class Driver:
 
     async def run(self, source: AsyncIterator[Any]) -> Outcome:
         """Stream ``source`` to the client and return how it ended."""
-        self._started = started = anyio.current_time()
+        self._started = started = self._now()
         self._source = source
         self._start_timers(started)
         late = False
@@ -215,17 +219,17 @@ class Driver:
             timed_out = await self._close(source, late)
         if self._final is not None and self._phase < Phase.COMPLETE:
             await self._send_final(self._final)
-        return self._outcome(anyio.current_time() - started, timed_out)
+        return self._outcome(self._now() - started, timed_out)
 
     async def run_head(self, source: object) -> Outcome:
         """Answer a HEAD request: headers, an empty body, and the producer closed
         before it ever ran."""
-        started = anyio.current_time()
+        started = self._now()
         if await self._commit(self._start) and await self._emit(_END):
             self._phase = Phase.COMPLETE
         self._end(EndReason.HEAD)
         timed_out = await self._close(source, late=False)
-        return self._outcome(anyio.current_time() - started, timed_out)
+        return self._outcome(self._now() - started, timed_out)
 
     def stop(self, reason: EndReason, final: bytes | None = None) -> None:
         """End the stream early from outside the body (a drain, a disconnect, a
@@ -389,7 +393,7 @@ class Driver:
         # no need to cancel it, which costs more than that turn (anyio's
         # cancel() formats the task's repr and schedules a delivery loop).
         if self._phase is Phase.COMPLETE:
-            await checkpoint()
+            await self._checkpoint()
         if self._listening:
             scope.cancel()
 
@@ -407,7 +411,7 @@ class Driver:
         return self._look_due
 
     async def _fire_timers(self) -> None:
-        now = anyio.current_time()
+        now = self._now()
         if self._phase is Phase.PENDING and now >= self._commit_due:
             self._commit_due = math.inf
             try:
@@ -461,7 +465,7 @@ class Driver:
 
     def _take_stamp(self, sent: int) -> None:
         self._attention = False
-        self._stamp = Stamp(anyio.current_time(), sent)
+        self._stamp = Stamp(self._now(), sent)
 
     # -- the body -----------------------------------------------------------
 
@@ -487,7 +491,7 @@ class Driver:
         body = first if type(first) is ServerSend else self._fmt.encode_first(first)
         if not await self._commit(self._start):
             return False
-        self._first_at = now = anyio.current_time()
+        self._first_at = now = self._now()
         self._stamp = Stamp(now, 0)
         if not await self._send_piece(body):
             return False
@@ -522,7 +526,7 @@ class Driver:
             self._chunks = sent  # read by the watchdog: progress
             self._bytes = nbytes  # and by the inspector
             if not sent & mask:
-                await checkpoint()
+                await self._checkpoint()
         await self._finish_body()
         return False
 
@@ -606,7 +610,7 @@ class Driver:
                     return False
                 count += 1
                 if not count & mask:
-                    await checkpoint()
+                    await self._checkpoint()
         finally:
             self._offerable = False
             if self._finishing is not None:  # the producer never awaited it
@@ -625,7 +629,7 @@ class Driver:
             self._bytes += len(piece)
             return True
         if piece.ends_body:
-            await checkpoint()  # as _finish_body: see a disconnect that is already in
+            await self._checkpoint()  # as _finish_body: see a disconnect that is already in
             self._phase = Phase.ENDING
         if not await self._emit(piece.message):
             return False
@@ -641,7 +645,7 @@ class Driver:
             return
         # Let a disconnect that already arrived be seen before calling the
         # response complete: a 2.3 server would drop the terminator silently.
-        await checkpoint()
+        await self._checkpoint()
         self._phase = Phase.ENDING
         if await self._emit(_END):
             self._phase = Phase.COMPLETE
@@ -673,7 +677,7 @@ class Driver:
                         not await self._send_piece(why) or self._phase is Phase.COMPLETE):
                     return False  # gone, or a pathsend ended the body: nothing may follow
                 if batch.quick >= BURST:
-                    await checkpoint()  # a producer that never waits lets others run
+                    await self._checkpoint()  # a producer that never waits lets others run
         except Exception:
             await self._flush(batch)  # every chunk before the error: _chunks is its index
             raise

@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from types import CoroutineType
 from typing import Any, cast
 
+from streaming.driver.loop import asyncio_loop
+
 __all__ = ["Finish", "Offer", "accepts_offers", "begin"]
 
 #: ``offer(body)``: ``True`` sent, ``False`` not taken (queue it), or a
@@ -33,15 +35,8 @@ Offer = Callable[[bytes], "bool | Finish"]
 
 def accepts_offers() -> bool:
     """Whether the running event loop lets a send begun in one task end in
-    another: asyncio's does (see the module docstring). asyncio is imported
-    here, not with the module: the rest of the package knows anyio only."""
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # trio, or no loop of asyncio's
-        return False
-    return True
+    another: asyncio's does (see the module docstring)."""
+    return asyncio_loop() is not None
 
 
 def begin(send: Callable[[Any], Awaitable[None]], message: Any

@@ -5,7 +5,9 @@ backend, which stores it in the topic's bounded history and notifies every
 process watching the topic (one reader per process, whatever the number of
 subscribers). Each process frames the event once and queues the same bytes
 for each of its subscribers; a subscriber is an ``EventSourceResponse``
-producer (``hub.subscriber(topic)``) that sends its queue.
+producer (``hub.subscriber(topic)``) that sends its queue. On asyncio a
+subscriber waiting for a frame is not woken to send it: the delivering task
+sends it through the stream's driver (``Driver.offer``, ``driver/offers.py``).
 
 Resuming: a subscriber registers with its topics *before* reading the history
 it missed, at a known position, so the history read covers exactly the
