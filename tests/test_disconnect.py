@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 from streaming import EndReason, StreamingResponse, StreamingWarning
+from streaming._types import Message
 from streaming.testing import StreamingClient
 
 CHUNKS = 3
@@ -283,3 +284,41 @@ async def test_the_event_loop_stays_free_while_a_sync_producer_blocks() -> None:
             await StreamingClient(StreamingResponse(produce())).get("/")
             group.cancel_scope.cancel()
     assert ticks >= 5  # the loop kept running during the 0.2 s block
+
+
+@pytest.mark.parametrize(("chunks", "waits", "listens"), [
+    (0, False, False),   # sent whole without a wait: no listener
+    (1, False, False),
+    (2, False, True),    # a second chunk: a stream that goes on
+    (1, True, True),     # the producer waits: the listener is there while it does
+])
+async def test_the_listener_starts_at_the_first_wait_or_when_the_stream_goes_on(
+        chunks: int, waits: bool, listens: bool) -> None:
+    """A response that is sent whole without waiting (a short answer) starts no
+    listener task: nothing could hear a disconnect before its end anyway. One
+    that waits, or goes on past its first chunk, listens from then on."""
+    received: list[str] = []
+    done = anyio.Event()
+
+    async def receive() -> Message:
+        received.append("receive")
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    async def producer() -> AsyncIterator[bytes]:
+        for n in range(chunks):
+            if waits:
+                await anyio.sleep(0)
+            yield b"%d" % n
+
+    response = StreamingResponse(producer())
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with anyio.fail_after(5):
+        await response(scope, receive, send)
+    assert response.outcome is not None and response.outcome.reason is EndReason.COMPLETED
+    assert response.outcome.chunks_sent == chunks
+    assert bool(received) is listens

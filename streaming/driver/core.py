@@ -127,6 +127,7 @@ class Driver:
         "_finishing",
         "_first_at",
         "_fmt",
+        "_group",
         "_handing",
         "_head_sent",
         "_listening",
@@ -182,7 +183,10 @@ class Driver:
         self._scope: anyio.CancelScope | None = None
         self._source: object = None
         self._chunks = self._bytes = 0
-        self._listening = True  # until the listener has seen http.disconnect
+        # The listener runs from the stream's first wait until it hears
+        # http.disconnect; _group starts it (once), then is None.
+        self._listening = False
+        self._group: anyio.abc.TaskGroup | None = None
         # The server raised from send(start) (not OSError): it holds the response
         # as started, so nothing more may be sent, not even an error status.
         self._refused = False
@@ -203,8 +207,9 @@ class Driver:
         late = False
         try:
             async with anyio.create_task_group() as group:
-                self._scope = group.cancel_scope
-                group.start_soon(self._listen)
+                self._scope, self._group = group.cancel_scope, group
+                if self._request is not None:  # the listener forwards the request body
+                    self._listen_now()
                 try:  # here, not in a helper: one coroutine frame less per stream
                     if self._reason is None:  # a drain may have stopped it already
                         late = await self._pump(source, group)
@@ -386,12 +391,30 @@ class Driver:
                 return
             await self._fire_timers()
 
+    def _listen_now(self) -> None:
+        """Start the listener, once: the stream is about to wait (for the
+        producer, or in ``send()``), or will stream on. A response sent whole
+        without ever waiting needs none: until its first wait no timer can be
+        due and nothing but this task runs, so a disconnect could not be heard
+        anyway (an ASGI 2.4 server's ``OSError`` from ``send()`` still is)."""
+        group, self._group = self._group, None
+        if group is not None:
+            self._listening = True
+            group.start_soon(self._listen)
+
+    def _quick(self, step: Any) -> Any:
+        """``step`` (an awaitable with send/throw), starting the listener at
+        its first wait, while there is no listener; else ``step`` itself."""
+        return step if self._group is None else Watched(step, self._listen_now)
+
     async def _stop_listening(self, scope: anyio.CancelScope) -> None:
         # Once the response is complete, a server answers receive() with
         # http.disconnect (ASGI HTTP spec; uvicorn also wakes a pending one),
         # so the listener usually ends by itself within one turn of the loop:
         # no need to cancel it, which costs more than that turn (anyio's
         # cancel() formats the task's repr and schedules a delivery loop).
+        if not self._listening:
+            return
         if self._phase is Phase.COMPLETE:
             await self._checkpoint()
         if self._listening:
@@ -479,26 +502,42 @@ class Driver:
         # otherwise never let the disconnect listener, or any other connection,
         # run. With batch=True the loop is _pump_batched's.
         encode, send, mask, size = self._fmt.encode, self._send, _YIELD_MASK, len
-        if self._policy.commit_deadline == 0 and not await self._commit(self._start):
-            return False  # Starlette's way: headers first
-        first = await anext(source, _EXHAUSTED)
+        if self._policy.commit_deadline == 0:  # Starlette's way: headers first
+            self._listen_now()
+            if not await self._commit(self._start):
+                return False
+        first = await self._quick(anext(source, _EXHAUSTED))
         if self._reason is not None:
             return first is not _EXHAUSTED
         if first is _EXHAUSTED:
-            if await self._commit(self._start):
+            if await self._quick(self._commit(self._start)):
                 await self._finish_body()
             return False
         body = first if type(first) is ServerSend else self._fmt.encode_first(first)
-        if not await self._commit(self._start):
+        if not await self._quick(self._commit(self._start)):
             return False
         self._first_at = now = self._now()
         self._stamp = Stamp(now, 0)
-        if not await self._send_piece(body):
+        if not await self._quick(self._send_piece(body)):
             return False
-        if self._policy.batch:
-            return await self._pump_batched(source, group)
-        if self._offers:
+        if self._policy.batch or self._offers:  # streams that go on: listen now
+            self._listen_now()
+            if self._policy.batch:
+                return await self._pump_batched(source, group)
             return await self._pump_offering(source)
+        # A second item that comes at once, and is the end, makes a response
+        # sent whole without waiting: no listener (TTFB and CPU of short ones).
+        second = await self._quick(anext(source, _EXHAUSTED))
+        if self._reason is not None:
+            return second is not _EXHAUSTED
+        if second is _EXHAUSTED:
+            await self._quick(self._finish_body())
+            return False
+        self._listen_now()
+        if self._attention:  # a look asks to time this send (see the loop below)
+            self._take_stamp(self._chunks)
+        if not await self._send_item(second):
+            return False
         sent, nbytes = self._chunks, self._bytes
         async for item in source:
             if self._attention:  # stopped, or a look asks to time this send
@@ -604,9 +643,7 @@ class Driver:
                     if self._reason is not None:
                         return True
                     self._take_stamp(self._chunks)
-                if type(item) is not bytes and type(item) is not ServerSend:
-                    item = self._fmt.encode(item)
-                if not await self._send_piece(item) or self._phase is Phase.COMPLETE:
+                if not await self._send_item(item):
                     return False
                 count += 1
                 if not count & mask:
@@ -619,6 +656,13 @@ class Driver:
         await self._finish_body()
         return False
 
+    async def _send_item(self, item: Any) -> bool:
+        """Encode and send one item outside the per-chunk loop; ``False``: the
+        client left, or a pathsend ended the body (nothing may follow)."""
+        if type(item) is not bytes and type(item) is not ServerSend:
+            item = self._fmt.encode(item)
+        return await self._send_piece(item) and self._phase is not Phase.COMPLETE
+
     async def _send_piece(self, piece: bytes | memoryview | ServerSend) -> bool:
         """Send one body piece outside the per-chunk loop, counted: bytes, or a
         ``ServerSend`` (a pathsend ends the body: no terminator after it)."""
@@ -628,7 +672,7 @@ class Driver:
             self._chunks += 1
             self._bytes += len(piece)
             return True
-        if piece.ends_body:
+        if piece.ends_body and self._listening:
             await self._checkpoint()  # as _finish_body: see a disconnect that is already in
             self._phase = Phase.ENDING
         if not await self._emit(piece.message):
@@ -645,7 +689,8 @@ class Driver:
             return
         # Let a disconnect that already arrived be seen before calling the
         # response complete: a 2.3 server would drop the terminator silently.
-        await self._checkpoint()
+        if self._listening:
+            await self._checkpoint()
         self._phase = Phase.ENDING
         if await self._emit(_END):
             self._phase = Phase.COMPLETE
@@ -749,6 +794,7 @@ class Driver:
         in-band marker followed by a cut stream (after)."""
         if self._refused:
             return self._start_refused(error)
+        self._listen_now()  # the error's sends are timed like any
         self._error = error
         if not self._end(EndReason.PRODUCER_ERROR):
             return  # already stopped: nothing more to tell the client
