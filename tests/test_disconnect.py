@@ -12,6 +12,7 @@ from inspect import GEN_CLOSED, getgeneratorstate
 from typing import Literal
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from streaming import EndReason, StreamingResponse, StreamingWarning
@@ -312,7 +313,7 @@ async def test_the_listener_starts_at_the_first_wait_or_when_the_stream_goes_on(
     async def producer() -> AsyncIterator[bytes]:
         for n in range(chunks):
             if waits:
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
             yield b"%d" % n
 
     response = StreamingResponse(producer())
