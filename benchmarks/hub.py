@@ -11,8 +11,9 @@ client costs little). Measured over a window after every subscriber has its
 first event: server CPU seconds (``/proc``) per delivered event, and publish
 -> arrival latency from the time stamp inside each event (sampled on up to
 300 connections). Setups, in one run, alternating: the hand-written loop (the
-ceiling), ours (``Hub`` + ``EventSourceResponse``), and broadcaster +
-sse-starlette. ``--redis``: 4 uvicorn workers on one redis-server, the
+ceiling), ours (``Hub`` + ``EventSourceResponse``; and with
+``Hub(inline_sends=True)``, which sends from the publisher's task), and
+broadcaster + sse-starlette. ``--redis``: 4 uvicorn workers on one redis-server, the
 publisher in this process, 4,000 subscribers, latency only.
 
 Absolute figures drift on a shared machine: read the ratios.
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SETUPS = ("loop", "ours", "peer")
+SETUPS = ("loop", "ours", "ours-inline", "peer")
 SAMPLED = 300
 #: Seconds between the last subscriber starting and the measured window.
 WARMUP = float(os.environ.get("HUB_BENCH_WARMUP", "1.0"))

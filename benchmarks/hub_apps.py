@@ -7,6 +7,8 @@ measures publish -> arrival.
 - ``loop``: the ceiling, a hand-written loop: every connection's ``send`` in
   a list, and per event one pass writing the same pre-encoded bytes to each;
 - ``ours``: ``Hub()`` (in memory) and ``EventSourceResponse(hub.subscriber())``;
+- ``ours-inline``: the same with ``Hub(inline_sends=True)`` (the publisher's
+  task sends to every waiting subscriber: ``streaming/driver/offers.py``);
 - ``ours-redis``: the same on ``RedisBackend(HUB_BENCH_REDIS)`` (several
   workers; the publisher is the benchmark process);
 - ``peer``: what users build today, ``broadcaster`` (memory) feeding
@@ -69,12 +71,12 @@ def loop_app() -> Any:
     return app
 
 
-def ours_app(redis_url: str | None) -> Any:
+def ours_app(redis_url: str | None, inline_sends: bool = False) -> Any:
     from streaming import EventSourceResponse
     from streaming.hub import Hub, RedisBackend
 
     hub = Hub(RedisBackend(redis_url) if redis_url else None, history=100,
-              max_queued_events=10_000, max_queued_bytes=1 << 24)
+              max_queued_events=10_000, max_queued_bytes=1 << 24, inline_sends=inline_sends)
 
     async def publish(n: int) -> None:
         await hub.publish(TOPIC, payload(n))
@@ -127,4 +129,5 @@ async def lifespan(receive: Any, send: Any, publish: Any, resource: Any = None) 
 
 
 app = {"loop": loop_app, "peer": peer_app}.get(APP, lambda: ours_app(
-    os.environ.get("HUB_BENCH_REDIS") if APP == "ours-redis" else None))()
+    os.environ.get("HUB_BENCH_REDIS") if APP == "ours-redis" else None,
+    inline_sends=APP == "ours-inline"))()

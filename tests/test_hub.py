@@ -24,7 +24,7 @@ from streaming import (
     SSEParser,
     StreamRefused,
 )
-from streaming._types import Message
+from streaming._types import ASGIApp, Message, Receive, Scope, Send
 from streaming.exceptions import (
     EventTooLargeError,
     HubClosedError,
@@ -134,6 +134,37 @@ async def test_a_waiting_subscriber_is_sent_each_event_by_the_task_that_delivers
     assert [e.id for e in events] == ids and [e.data for e in events] == list("01234")
     senders = {task for task, _ in sent[1:]}
     assert senders.isdisjoint(streams) is (inline_sends and anyio_backend == "asyncio")
+
+
+@pytest.mark.parametrize("wrapper", ["cancel scope", "lock"])
+async def test_by_default_a_send_wrapper_with_task_bound_state_works(
+        make_backend: MakeBackend, wrapper: str) -> None:
+    """A middleware may wrap ``send()`` in an anyio cancel scope or lock, which
+    belong to the task that enters them. By default each subscriber's own task
+    sends, so that holds; ``inline_sends=True`` (sending from the publisher's
+    task) is for sends without such state (``Hub`` docs)."""
+    lock = anyio.Lock()
+
+    def wrapped_app(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            async def guarded(message: Message) -> None:
+                if wrapper == "lock":
+                    async with lock:
+                        await send(message)
+                else:
+                    with anyio.move_on_after(30):
+                        await send(message)
+            await app(scope, receive, guarded)
+        return middleware
+
+    async with _hub(make_backend) as hub:
+        client = StreamingClient(wrapped_app(subscriber_app(hub)))
+        async with client.stream("GET", "/t") as a, client.stream("GET", "/t") as b:
+            readers = [await Reader(a).started(), await Reader(b).started()]
+            ids = [await hub.publish("t", str(n)) for n in range(3)]  # the publisher is unharmed
+            with anyio.fail_after(5):
+                for reader in readers:
+                    assert ids_of(await reader.read(3)) == ids
 
 
 async def test_resume_sends_exactly_the_missed_events_then_live(make_backend: MakeBackend

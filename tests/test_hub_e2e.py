@@ -185,8 +185,9 @@ def test_the_fan_out_benchmark_still_runs() -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.hub", "--subscribers", "50", "--seconds", "0.5",
-         "--repeat", "1", "--setups", "loop", "ours"],
+         "--repeat", "1", "--setups", "loop", "ours", "ours-inline"],
         cwd=ROOT, capture_output=True, text=True, timeout=90,
         env={**os.environ, "HUB_BENCH_WARMUP": "0.1"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| 50 | ours |" in result.stdout and "| 50 | loop |" in result.stdout
+    assert "| 50 | ours-inline |" in result.stdout

@@ -30,13 +30,18 @@ WHO = contextvars.ContextVar("WHO", default="publisher")
 class Server:
     """An ASGI server's side of one response: ``send`` records each body and
     the task that sent it; ``gate`` (when set) holds body messages after the
-    first until it is opened; ``fail`` makes the next body send raise."""
+    first until it is opened; ``fail`` makes the next body send raise, before
+    the gate, ``fail_late`` after it; ``attempts`` records every body message
+    as it comes, ``ended`` how each send that waited at the gate ended."""
 
     bodies: list[bytes] = field(default_factory=list)
     tasks: list[int] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     gate: anyio.Event | None = None
     fail: BaseException | None = None
+    fail_late: BaseException | None = None
+    attempts: list[bytes] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
     blocked: anyio.Event = field(default_factory=anyio.Event)
     left: anyio.Event = field(default_factory=anyio.Event)
     _more: anyio.Event = field(default_factory=anyio.Event)
@@ -44,12 +49,22 @@ class Server:
     async def send(self, message: dict[str, Any]) -> None:
         if message["type"] != "http.response.body":
             return
+        self.attempts.append(message["body"])
         if self.bodies and self.fail is not None:
             error, self.fail = self.fail, None
             raise error
         if self.bodies and self.gate is not None and message["body"]:
             self.blocked.set()
-            await self.gate.wait()
+            try:
+                await self.gate.wait()
+            except BaseException as exc:
+                self.ended.append(type(exc).__name__)  # thrown into the send, as it should be
+                raise
+            finally:
+                self.ended.append("closed")
+            if self.fail_late is not None:
+                error, self.fail_late = self.fail_late, None
+                raise error
         self.bodies.append(message["body"])
         self.tasks.append(anyio.get_current_task().id)
         self.seen.append(WHO.get())
@@ -248,3 +263,102 @@ async def test_no_offer_is_taken_while_a_keepalive_is_being_sent(anyio_backend: 
         assert stream.offer(b"after\n") is True
         stream.server.left.set()
     assert b"meanwhile\n" not in stream.server.bodies and b"after\n" in stream.server.bodies
+
+
+async def test_a_cancelled_offered_send_is_cancelled_inside_and_a_ping_never_overlaps_it(
+        anyio_backend: str) -> None:
+    """A stalled offered send: no keep-alive is even tried while it waits (one
+    send at a time), and the send timeout's cancellation is thrown into it."""
+    if anyio_backend == "trio":
+        pytest.skip("no offers on trio")
+    async with anyio.create_task_group() as group:
+        stream = await started(group, ping_interval=0.02, send_timeout=0.3)
+        assert stream.offer is not None
+        stream.server.gate = anyio.Event()             # never opened
+        finish = stream.offer(b"stuck\n")
+        assert isinstance(finish, Finish)
+        await stream.items.send(finish)
+        with anyio.fail_after(5):
+            await stream.done.wait()                     # some 15 looks later
+    assert stream.outcome is not None and stream.outcome.reason is EndReason.SEND_TIMEOUT
+    assert stream.server.attempts == [b"first\n", b"stuck\n"]  # no ping tried meanwhile
+    assert stream.server.ended == ["CancelledError", "closed"]
+
+
+async def test_an_offered_send_the_stream_never_took_up_is_closed_when_it_ends(
+        anyio_backend: str) -> None:
+    if anyio_backend == "trio":
+        pytest.skip("no offers on trio")
+    async with anyio.create_task_group() as group:
+        stream = await started(group)
+        assert stream.offer is not None
+        stream.server.gate = anyio.Event()
+        held = stream.offer(b"stuck\n")  # never given to the producer, still referenced
+        assert isinstance(held, Finish)     # (as the hub's subscription holds it)
+        stream.server.left.set()
+        with anyio.fail_after(5):
+            await stream.done.wait()
+        assert stream.server.ended == ["GeneratorExit", "closed"]  # closed, not left to gc
+    assert stream.outcome is not None
+    assert stream.outcome.reason is EndReason.CLIENT_DISCONNECTED
+
+
+async def test_a_client_that_leaves_while_an_offered_send_waits_is_a_disconnect(
+        anyio_backend: str) -> None:
+    if anyio_backend == "trio":
+        pytest.skip("no offers on trio")
+    async with anyio.create_task_group() as group:
+        stream = await started(group)
+        assert stream.offer is not None
+        gate = stream.server.gate = anyio.Event()
+        stream.server.fail_late = OSError("the client left while the send waited")
+        finish = stream.offer(b"slow\n")
+        assert isinstance(finish, Finish)
+        await stream.items.send(finish)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+        with anyio.fail_after(5):
+            await stream.done.wait()
+    assert stream.outcome is not None
+    assert stream.outcome.reason is EndReason.CLIENT_DISCONNECTED
+    assert stream.outcome.error is None and stream.outcome.chunks_sent == 1
+
+
+async def test_a_send_wrapper_setting_a_context_variable_works_across_the_wait(
+        anyio_backend: str) -> None:
+    """Every step of an offered send runs in one context: a wrapper that sets
+    a context variable and resets it after ``send()`` resets it where it set it."""
+    if anyio_backend == "trio":
+        pytest.skip("no offers on trio")
+    server = Server()
+    inner = server.send
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        token = WHO.set("wrapper")
+        try:
+            await inner(message)
+        finally:
+            WHO.reset(token)
+
+    driver = Driver(server.receive, wrapped, SSEFormat(), 200, [],  # type: ignore[arg-type]
+                    StreamPolicy(commit_deadline=None))
+    send, receive = anyio.create_memory_object_stream[object](10)
+    stream = Stream(server, driver, driver.accept_offers(), send)
+    async with anyio.create_task_group() as group:
+        group.start_soon(run, stream, receive)
+        with anyio.fail_after(5):
+            await server.wait_for(1)
+            await anyio.wait_all_tasks_blocked()
+        assert stream.offer is not None
+        gate = server.gate = anyio.Event()
+        finish = stream.offer(b"slow\n")
+        assert isinstance(finish, Finish)
+        await stream.items.send(finish)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+        with anyio.fail_after(5):
+            await server.wait_for(2)
+        server.left.set()
+    assert stream.outcome is not None
+    assert stream.outcome.reason is EndReason.CLIENT_DISCONNECTED  # not a ValueError from reset
+    assert server.seen == ["wrapper", "wrapper"]

@@ -3,7 +3,8 @@
 One anyio task group per response and one child task in it (with
 ``batch=True``, a second one only for a moment, at the end of a burst:
 ``batching.py``): the host task pumps the body (``core.py``); the child listens on ``receive()`` for
-``http.disconnect`` from the first moment and, between messages, fires the
+``http.disconnect`` from the stream's first wait (a response sent whole
+without ever waiting needs none) and, between messages, fires the
 timers that are due: the commit deadline, and the keep-alive / slow-client
 look, whose decision is the pure ``Watchdog`` (``watchdog.py``). Whoever ends
 the race cancels the group's scope. After it, a shielded, time-bounded cleanup

@@ -611,7 +611,8 @@ class Driver:
             return True
         self._take_stamp(self._chunks)  # it waits on the client: the watchdog times it
         size = len(body)
-        self._finishing = Finish(*waiting, lambda error: self._settle_offer(error, size))
+        self._finishing = Finish(*waiting, lambda error: self._settle_offer(error, size),
+                                 context=self._context)
         return self._finishing
 
     def _settle_offer(self, error: BaseException | None, size: int = 0) -> bool:

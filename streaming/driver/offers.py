@@ -16,10 +16,19 @@ one, as ``await`` would. That a coroutine begun in one task may be finished in
 another holds on asyncio, where a wait is a future and does not name its task;
 on trio a wait names the task that made it, so the driver takes offers only on
 asyncio (``accepts_offers``).
+
+Every step of an offered send runs in a copy of the stream task's context
+(``contextvars``), so a send-wrapping middleware sees the request's context
+variables, and resets what it set where it set it. What an offer cannot give
+a send is its stream's *task*: a wrapper that enters an anyio cancel scope or
+takes an anyio lock around ``send()``, or uses ``asyncio.timeout``, ties that
+to the publisher's task. So offers are asked for, not assumed: the hub makes
+them only with ``Hub(inline_sends=True)``.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from types import CoroutineType
 from typing import Any, cast
@@ -60,27 +69,34 @@ class Finish:
     is told how it ended (``None``: sent); it returns ``True`` for an error it
     has handled (the client left), which is then not raised."""
 
-    __slots__ = ("_error", "_rest", "_settle", "_waits_on")
+    __slots__ = ("_context", "_error", "_rest", "_settle", "_waits_on")
 
     def __init__(self, rest: Iterator[Any] | Coroutine[Any, Any, None] | None, waits_on: Any,
                  settle: Callable[[BaseException | None], bool],
-                 error: Exception | None = None) -> None:
+                 error: Exception | None = None,
+                 context: contextvars.Context | None = None) -> None:
         self._rest, self._waits_on, self._settle, self._error = rest, waits_on, settle, error
+        #: Where ``begin`` ran the first step: every later step runs there too,
+        #: so a wrapper that sets a context variable around ``send()`` resets
+        #: it in the context it set it in.
+        self._context = context
 
     def __await__(self) -> Generator[Any, Any, None]:
         try:
             if self._error is not None:
                 raise self._error
-            rest, signal = self._rest, self._waits_on
-            assert rest is not None
+            rest, signal, context = self._rest, self._waits_on, self._context
+            assert rest is not None and context is not None  # both given but with an error
+            run = context.run
             send = getattr(rest, "send", None)  # a coroutine, or a generator's iterator
             while True:
                 try:
                     reply = yield signal
                 except BaseException as exc:  # a cancellation thrown in by the loop
-                    signal = _throw(rest, exc)
+                    signal = run(_throw, rest, exc)
                 else:
-                    signal = next(cast(Iterator[Any], rest)) if send is None else send(reply)
+                    signal = (run(next, cast(Iterator[Any], rest)) if send is None
+                              else run(send, reply))
         except StopIteration:
             self._settle(None)
         except BaseException as exc:

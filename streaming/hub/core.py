@@ -5,9 +5,10 @@ backend, which stores it in the topic's bounded history and notifies every
 process watching the topic (one reader per process, whatever the number of
 subscribers). Each process frames the event once and queues the same bytes
 for each of its subscribers; a subscriber is an ``EventSourceResponse``
-producer (``hub.subscriber(topic)``) that sends its queue. On asyncio a
-subscriber waiting for a frame is not woken to send it: the delivering task
-sends it through the stream's driver (``Driver.offer``, ``driver/offers.py``).
+producer (``hub.subscriber(topic)``) that sends its queue. With
+``inline_sends=True``, on asyncio, a subscriber waiting for a frame is not
+woken to send it: the delivering task sends it through the stream's driver
+(``Driver.offer``, ``driver/offers.py``).
 
 Resuming: a subscriber registers with its topics *before* reading the history
 it missed, at a known position, so the history read covers exactly the
@@ -90,10 +91,14 @@ class Hub:
     ``observer`` (a ``HubObserver``, such as ``streaming.metrics.StreamMetrics``)
     is told, under the label ``name``, of subscribers coming and going, of
     overflows, and of the deepest queue every ``report_every`` seconds.
-    ``inline_sends``: on asyncio, send each event to the subscribers waiting
-    for one from the task that delivers it (one pass, no task woken per
-    subscriber; ``streaming/driver/offers.py``); ``False`` queues every event
-    and wakes each subscriber's task to send it.
+    ``inline_sends=True``: on asyncio, send each event to the subscribers
+    waiting for one from the task that delivers it (one pass, no task woken
+    per subscriber: about half the CPU per delivery; ``streaming/driver/offers.py``).
+    It needs a ``send`` that does not depend on the task calling it: the
+    server's own, or wrappers without task-bound state (a send wrapped in an
+    anyio cancel scope or lock, or ``asyncio.timeout``, belongs to the task
+    that entered it, which would be the publisher's). The default queues
+    every event and wakes each subscriber's task to send it.
     """
 
     def __init__(
@@ -111,7 +116,7 @@ class Hub:
         observer: HubObserver | None = None,
         name: str = "hub",
         report_every: float = 1.0,
-        inline_sends: bool = True,
+        inline_sends: bool = False,
     ) -> None:
         _check_settings(history, history_ttl, max_queued_events, max_queued_bytes, timeout,
                         retry_spread, report_every)
@@ -235,7 +240,7 @@ class Hub:
         await self._check_allowed(scope, topics)
         resume = parse_last_event_id(last_event_id, topics)
         subscription = Subscription(topics, self.max_queued_events, self.max_queued_bytes,
-                                    self._event_class, offer if self.inline_sends else None)
+                                    self._event_class, offer)
         held = [self._acquire(name) for name in topics]
         try:
             tops = await self._register(subscription, held)
@@ -448,11 +453,14 @@ class Subscriber:
 
     __slots__ = ("announce", "hub", "topics")
 
-    #: ``EventSourceResponse`` passes its driver's ``offer`` (driver/offers.py).
-    takes_offers = True
-
     def __init__(self, hub: Hub, topics: tuple[str, ...], announce: bool) -> None:
         self.hub, self.topics, self.announce = hub, topics, announce
+
+    @property
+    def takes_offers(self) -> bool:
+        """Whether ``EventSourceResponse`` should pass its driver's ``offer``
+        (``Hub(inline_sends=True)``; driver/offers.py)."""
+        return self.hub.inline_sends
 
     def __call__(self, last_event_id: str | None, scope: Scope | None = None, *,
                  offer: Offer | None = None) -> AsyncIterator[bytes]:

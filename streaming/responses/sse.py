@@ -118,9 +118,10 @@ class EventSourceResponse(StreamingResponse):
         if not _is_factory(content):
             return content  # type: ignore[no-any-return]
         self.last_event_id = read_last_event_id(scope)
-        if getattr(content, "takes_offers", False):  # a hub subscriber: it sends from the publisher
-            return check_content(content(self.last_event_id, scope=scope,
-                                         offer=driver.accept_offers()))
+        takes_offers = getattr(content, "takes_offers", None)
+        if takes_offers is not None:  # a hub subscriber (offers: driver/offers.py)
+            offer = driver.accept_offers() if takes_offers else None
+            return check_content(content(self.last_event_id, scope=scope, offer=offer))
         if _takes_scope(content):  # authorization needs the request
             return check_content(content(self.last_event_id, scope=scope))
         return check_content(content(self.last_event_id))
