@@ -128,6 +128,22 @@ async def started(group: anyio.abc.TaskGroup, **policy: Any) -> Stream:
     return stream
 
 
+def needs_asyncio(anyio_backend: str) -> None:
+    if anyio_backend == "trio":
+        pytest.skip("no offers on trio (test_an_offer_is_sent_from_the_callers_task checks it)")
+
+
+async def stalled(group: anyio.abc.TaskGroup, body: bytes = b"slow\n", **policy: Any
+                  ) -> tuple[Stream, anyio.Event, Finish]:
+    """A stream whose offer of ``body`` has to wait at the server's closed gate."""
+    stream = await started(group, **policy)
+    assert stream.offer is not None
+    gate = stream.server.gate = anyio.Event()
+    finish = stream.offer(body)
+    assert isinstance(finish, Finish)
+    return stream, gate, finish
+
+
 async def test_an_offer_is_sent_from_the_callers_task(anyio_backend: str) -> None:
     async with anyio.create_task_group() as group:
         stream = await started(group)
@@ -155,8 +171,7 @@ async def test_an_offer_is_sent_from_the_callers_task(anyio_backend: str) -> Non
 
 async def test_an_offer_is_refused_unless_the_stream_waits_for_its_producer(
         anyio_backend: str) -> None:
-    if anyio_backend == "trio":
-        pytest.skip("no offers on trio (test_an_offer_is_sent_from_the_callers_task)")
+    needs_asyncio(anyio_backend)
     stream, _ = make(Server())
     assert stream.offer is not None
     assert stream.offer(b"early\n") is False                 # before the first chunk
@@ -174,14 +189,10 @@ async def test_an_offer_is_refused_unless_the_stream_waits_for_its_producer(
 
 async def test_an_offered_send_that_waits_is_finished_in_the_streams_task(
         anyio_backend: str) -> None:
-    if anyio_backend == "trio":
-        pytest.skip("no offers on trio")
+    needs_asyncio(anyio_backend)
     async with anyio.create_task_group() as group:
-        stream = await started(group)
+        stream, gate, finish = await stalled(group)
         assert stream.offer is not None
-        gate = stream.server.gate = anyio.Event()
-        finish = stream.offer(b"slow\n")
-        assert isinstance(finish, Finish)
         assert stream.offer(b"next\n") is False      # one send at a time: the producer yields it
         await stream.items.send(finish)
         await stream.items.send(b"next\n")
@@ -200,14 +211,9 @@ async def test_an_offered_send_that_waits_is_finished_in_the_streams_task(
 
 
 async def test_an_offered_send_stuck_on_the_client_times_out(anyio_backend: str) -> None:
-    if anyio_backend == "trio":
-        pytest.skip("no offers on trio")
+    needs_asyncio(anyio_backend)
     async with anyio.create_task_group() as group:
-        stream = await started(group, send_timeout=0.2)
-        assert stream.offer is not None
-        stream.server.gate = anyio.Event()             # never opened: the client reads no more
-        finish = stream.offer(b"stuck\n")
-        assert isinstance(finish, Finish)
+        stream, _, finish = await stalled(group, send_timeout=0.2)  # the client reads no more
         await stream.items.send(finish)
         with anyio.fail_after(5):
             await stream.done.wait()
@@ -222,8 +228,7 @@ async def test_a_failed_offered_send_ends_the_stream_as_the_stream_own_would(
     """``OSError`` from ``send()`` is the client leaving; any other error is
     the server's, raised to the producer that awaits the ``Finish``, and the
     stream ends as when its own send raised it."""
-    if anyio_backend == "trio":
-        pytest.skip("no offers on trio")
+    needs_asyncio(anyio_backend)
     async with anyio.create_task_group() as group:
         stream = await started(group)
         assert stream.offer is not None
@@ -246,8 +251,7 @@ async def test_a_failed_offered_send_ends_the_stream_as_the_stream_own_would(
 
 
 async def test_no_offer_is_taken_while_a_keepalive_is_being_sent(anyio_backend: str) -> None:
-    if anyio_backend == "trio":
-        pytest.skip("no offers on trio")
+    needs_asyncio(anyio_backend)
     async with anyio.create_task_group() as group:
         stream = await started(group, ping_interval=0.05)
         assert stream.offer is not None
@@ -269,14 +273,10 @@ async def test_a_cancelled_offered_send_is_cancelled_inside_and_a_ping_never_ove
         anyio_backend: str) -> None:
     """A stalled offered send: no keep-alive is even tried while it waits (one
     send at a time), and the send timeout's cancellation is thrown into it."""
-    if anyio_backend == "trio":
-        pytest.skip("no offers on trio")
+    needs_asyncio(anyio_backend)
     async with anyio.create_task_group() as group:
-        stream = await started(group, ping_interval=0.02, send_timeout=0.3)
-        assert stream.offer is not None
-        stream.server.gate = anyio.Event()             # never opened
-        finish = stream.offer(b"stuck\n")
-        assert isinstance(finish, Finish)
+        stream, _, finish = await stalled(group, b"stuck\n", ping_interval=0.02,
+                                          send_timeout=0.3)  # the gate is never opened
         await stream.items.send(finish)
         with anyio.fail_after(5):
             await stream.done.wait()                     # some 15 looks later
@@ -287,33 +287,25 @@ async def test_a_cancelled_offered_send_is_cancelled_inside_and_a_ping_never_ove
 
 async def test_an_offered_send_the_stream_never_took_up_is_closed_when_it_ends(
         anyio_backend: str) -> None:
-    if anyio_backend == "trio":
-        pytest.skip("no offers on trio")
+    needs_asyncio(anyio_backend)
     async with anyio.create_task_group() as group:
-        stream = await started(group)
-        assert stream.offer is not None
-        stream.server.gate = anyio.Event()
-        held = stream.offer(b"stuck\n")  # never given to the producer, still referenced
-        assert isinstance(held, Finish)     # (as the hub's subscription holds it)
+        # Never given to the producer, still referenced (as the hub's subscription holds it).
+        stream, _, held = await stalled(group, b"stuck\n")
         stream.server.left.set()
         with anyio.fail_after(5):
             await stream.done.wait()
         assert stream.server.ended == ["GeneratorExit", "closed"]  # closed, not left to gc
+        assert isinstance(held, Finish)  # while it is still referenced here
     assert stream.outcome is not None
     assert stream.outcome.reason is EndReason.CLIENT_DISCONNECTED
 
 
 async def test_a_client_that_leaves_while_an_offered_send_waits_is_a_disconnect(
         anyio_backend: str) -> None:
-    if anyio_backend == "trio":
-        pytest.skip("no offers on trio")
+    needs_asyncio(anyio_backend)
     async with anyio.create_task_group() as group:
-        stream = await started(group)
-        assert stream.offer is not None
-        gate = stream.server.gate = anyio.Event()
+        stream, gate, finish = await stalled(group)
         stream.server.fail_late = OSError("the client left while the send waited")
-        finish = stream.offer(b"slow\n")
-        assert isinstance(finish, Finish)
         await stream.items.send(finish)
         await anyio.wait_all_tasks_blocked()
         gate.set()
@@ -328,8 +320,7 @@ async def test_a_send_wrapper_setting_a_context_variable_works_across_the_wait(
         anyio_backend: str) -> None:
     """Every step of an offered send runs in one context: a wrapper that sets
     a context variable and resets it after ``send()`` resets it where it set it."""
-    if anyio_backend == "trio":
-        pytest.skip("no offers on trio")
+    needs_asyncio(anyio_backend)
     server = Server()
     inner = server.send
 
