@@ -103,3 +103,13 @@ def test_batch_latency_measurement_runs() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "added by batching: median" in done.stdout
     assert "added by pulling several per thread round trip: median" in done.stdout
+
+
+def test_setup_cost_measurement_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.setup_cost", "--responses", "20", "--repeat", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[0] for row in rows] == ["| loop", "| ours", "| starlette"]
