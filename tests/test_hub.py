@@ -368,12 +368,16 @@ async def test_a_drain_still_sends_what_was_queued_while_a_frame_went_out(
     e2 is queued and the drain comes: e2 goes out before the drain's event."""
     async with _hub(make_backend) as hub:
         subscription = hub.subscriber("t")(None)
+        witness = hub.subscriber("t")(None)  # one fan-out pass queues e2 for both
         with anyio.fail_after(5):
             await subscription.__anext__()               # the subscription's first frame
+            await witness.__anext__()
             await hub.publish("t", "e1")
             assert b"data: e1" in await subscription.__anext__()  # parked at the yield
             await hub.publish("t", "e2")
-            await anyio.wait_all_tasks_blocked()             # e2 is in the queue
+            while b"data: e2" not in await witness.__anext__():  # (Redis: once it came back)
+                pass
+            await witness.aclose()                           # so e2 is in the queue too
             async with anyio.create_task_group() as group:
                 group.start_soon(hub.drain.drain)
                 await anyio.wait_all_tasks_blocked()         # the drain has stopped it
