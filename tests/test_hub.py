@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -377,6 +377,7 @@ async def test_a_drain_still_sends_what_was_queued_while_a_frame_went_out(
             await hub.publish("t", "e2")
             while b"data: e2" not in await witness.__anext__():  # (Redis: once it came back)
                 pass
+            assert isinstance(witness, AsyncGenerator)
             await witness.aclose()                           # so e2 is in the queue too
             async with anyio.create_task_group() as group:
                 group.start_soon(hub.drain.drain)
