@@ -15,7 +15,7 @@ import anyio
 from streaming._types import Message, RawHeaders, Receive, Send
 from streaming.driver.batching import BURST, HIGH_WATER, MAX_CHUNKS, Batch, Watched
 from streaming.driver.closing import Warner, close_after_late_item, ignored_generator_exit
-from streaming.driver.loop import checkpointer, clock
+from streaming.driver.loop import loop_calls
 from streaming.driver.offers import Finish, Offer, accepts_offers, begin
 from streaming.driver.policy import StreamPolicy
 from streaming.driver.request import RequestStream
@@ -191,7 +191,7 @@ class Driver:
         # as started, so nothing more may be sent, not even an error status.
         self._refused = False
         # The loop's clock and checkpoint: anyio's, without its backend lookup.
-        self._now, self._checkpoint = clock(), checkpointer()
+        self._now, self._checkpoint = loop_calls()
         # Offers (driver/offers.py): asked for, takeable now, the context they
         # run in, and the one that had to wait and is not finished yet.
         self._offers = self._offerable = self._pinging = False
@@ -549,8 +549,8 @@ class Driver:
             if type(item) is bytes:
                 body = item
             elif type(item) is ServerSend:  # a server-side file send: rare, large
-                if not await self._send_piece(item) or self._phase is Phase.COMPLETE:
-                    return False  # gone, or a pathsend ended the body: nothing may follow
+                if not await self._send_item(item):
+                    return False
                 sent, nbytes = self._chunks, self._bytes
                 continue
             else:
@@ -673,8 +673,9 @@ class Driver:
             self._chunks += 1
             self._bytes += len(piece)
             return True
-        if piece.ends_body and self._listening:
-            await self._checkpoint()  # as _finish_body: see a disconnect that is already in
+        if piece.ends_body:
+            if self._listening:  # as _finish_body: see a disconnect that is already in
+                await self._checkpoint()
             self._phase = Phase.ENDING
         if not await self._emit(piece.message):
             return False
@@ -719,9 +720,8 @@ class Driver:
                     return True
                 if not await self._flush(batch):
                     return False
-                if type(why) is ServerSend and (
-                        not await self._send_piece(why) or self._phase is Phase.COMPLETE):
-                    return False  # gone, or a pathsend ended the body: nothing may follow
+                if type(why) is ServerSend and not await self._send_item(why):
+                    return False
                 if batch.quick >= BURST:
                     await self._checkpoint()  # a producer that never waits lets others run
         except Exception:

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-__all__ = ["asyncio_loop", "checkpointer", "clock"]
+__all__ = ["asyncio_loop", "loop_calls"]
 
 
 def asyncio_loop() -> Any:
@@ -32,18 +32,17 @@ def asyncio_loop() -> Any:
         return None
 
 
-def clock() -> Callable[[], float]:
-    """A function reading the running loop's clock: what ``anyio.current_time()``
-    returns (the clock cancel-scope deadlines use), for the loop running now."""
+def loop_calls() -> tuple[Callable[[], float], Callable[[], Awaitable[None]]]:
+    """The running loop's clock and checkpoint, found once: what
+    ``anyio.current_time`` returns (the clock cancel-scope deadlines use) and
+    what ``anyio.lowlevel.checkpoint`` awaits, for the loop running now."""
     loop = asyncio_loop()
-    return anyio.current_time if loop is None else loop.time
+    if loop is None:
+        return anyio.current_time, anyio.lowlevel.checkpoint
+    return loop.time, _asyncio_checkpoint
 
 
-def checkpointer() -> Callable[[], Awaitable[None]]:
-    """A function whose call, awaited, lets the loop run other tasks once:
-    ``anyio.lowlevel.checkpoint`` for the loop running now."""
-    if asyncio_loop() is None:
-        return anyio.lowlevel.checkpoint
-    import asyncio
+def _asyncio_checkpoint() -> Awaitable[None]:
+    import asyncio  # loaded already: the running loop is asyncio's
 
-    return lambda: asyncio.sleep(0)  # what anyio's checkpoint awaits on asyncio
+    return asyncio.sleep(0)  # what anyio's checkpoint awaits on asyncio
