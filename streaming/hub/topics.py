@@ -10,10 +10,11 @@ its own id line, since its id carries every topic's position.
 
 ``Subscription`` is one connection's queue: appending never blocks and never
 waits for the reader, and a queue past its bounds (events or bytes) ends that
-subscription alone (``OVERFLOW``). On asyncio a frame pushed while the
-subscriber waits for one is not queued but offered to its stream's driver,
-which sends it from the pushing task (``streaming/driver/offers.py``): a
-publish is then one pass of sends, with no task woken per subscriber.
+subscription alone (``OVERFLOW``). With ``Hub(inline_sends=True)``, on
+asyncio, a frame pushed while the subscriber waits for one is not queued but
+offered to its stream's driver, which sends it from the pushing task
+(``streaming/driver/offers.py``): a publish is then one pass of sends, with
+no task woken per subscriber.
 """
 
 from __future__ import annotations
