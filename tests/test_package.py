@@ -86,7 +86,8 @@ def _library_sources() -> list[Path]:
 def test_no_asyncio_in_the_library() -> None:
     """anyio only, so trio works: no module imports asyncio but the driver's
     ``loop.py``, which asks whether the running loop is asyncio's (offers are
-    asyncio's only) and reads its clock (ARCHITECTURE.md, the driver)."""
+    asyncio's only) and gives the driver that loop's clock, checkpoint,
+    deadline and task group (ARCHITECTURE.md, the driver)."""
     for path in _library_sources():
         if path == PACKAGE / "driver" / "loop.py":
             continue

@@ -15,7 +15,7 @@ import anyio
 from streaming._types import Message, RawHeaders, Receive, Send
 from streaming.driver.batching import BURST, HIGH_WATER, MAX_CHUNKS, Batch, Watched
 from streaming.driver.closing import Warner, close_after_late_item, ignored_generator_exit
-from streaming.driver.loop import loop_calls
+from streaming.driver.loop import Group, loop_calls
 from streaming.driver.offers import Finish, Offer, accepts_offers, begin
 from streaming.driver.policy import StreamPolicy
 from streaming.driver.request import RequestStream
@@ -122,6 +122,7 @@ class Driver:
         "_chunks",
         "_commit_due",
         "_context",
+        "_deadline",
         "_error",
         "_final",
         "_finishing",
@@ -135,6 +136,7 @@ class Driver:
         "_now",
         "_offerable",
         "_offers",
+        "_open_group",
         "_phase",
         "_pinging",
         "_policy",
@@ -180,18 +182,19 @@ class Driver:
         self._commit_due = self._look_due = self._first_at = self._started = math.inf
         self._watchdog: Watchdog | None = None
         self._handing: anyio.Event | None = None  # batch=True: held chunks on their way
-        self._scope: anyio.CancelScope | None = None
+        self._scope: Any = None  # the group's cancel scope
         self._source: object = None
         self._chunks = self._bytes = 0
         # The listener runs from the stream's first wait until it hears
         # http.disconnect; _group starts it (once), then is None.
         self._listening = False
-        self._group: anyio.abc.TaskGroup | None = None
+        self._group: Group | None = None
         # The server raised from send(start) (not OSError): it holds the response
         # as started, so nothing more may be sent, not even an error status.
         self._refused = False
-        # The loop's clock and checkpoint: anyio's, without its backend lookup.
-        self._now, self._checkpoint = loop_calls()
+        # The loop's clock, checkpoint and deadline scope: anyio's, without its
+        # backend lookup, and on asyncio a lighter deadline (driver/loop.py).
+        self._now, self._checkpoint, self._deadline, self._open_group = loop_calls()
         # Offers (driver/offers.py): asked for, takeable now, the context they
         # run in, and the one that had to wait and is not finished yet.
         self._offers = self._offerable = self._pinging = False
@@ -206,7 +209,7 @@ class Driver:
         self._start_timers(started)
         late = False
         try:
-            async with anyio.create_task_group() as group:
+            async with self._open_group() as group:
                 self._scope, self._group = group.cancel_scope, group
                 if self._request is not None:  # the listener forwards the request body
                     self._listen_now()
@@ -354,14 +357,14 @@ class Driver:
         Starlette's ``Request.is_disconnected`` relies on the same. Request body
         messages go to the producer's ``RequestStream`` if the response has
         one (``streaming/driver/request.py``), else they are dropped."""
-        receive = self._receive
+        receive, deadline = self._receive, self._deadline
         try:
             while True:
                 due = self._next_due()
                 if due == math.inf:
                     message = await receive()
                 else:
-                    with anyio.CancelScope(deadline=due) as timer:
+                    with deadline(due) as timer:
                         message = await receive()
                     if timer.cancelled_caught:
                         await self._fire_timers()
@@ -385,7 +388,7 @@ class Driver:
         # the timers that fall due meanwhile. A send cancelled by a timer has
         # not delivered the message, so it is simply tried again.
         while True:
-            with anyio.CancelScope(deadline=self._next_due()) as timer:
+            with self._deadline(self._next_due()) as timer:
                 await request.forward(message)
             if not timer.cancelled_caught:
                 return
@@ -407,7 +410,7 @@ class Driver:
         its first wait, while there is no listener; else ``step`` itself."""
         return step if self._group is None else Watched(step, self._listen_now)
 
-    async def _stop_listening(self, scope: anyio.CancelScope) -> None:
+    async def _stop_listening(self, scope: Any) -> None:
         # Once the response is complete, a server answers receive() with
         # http.disconnect (ASGI HTTP spec; uvicorn also wakes a pending one),
         # so the listener usually ends by itself within one turn of the loop:
@@ -480,7 +483,7 @@ class Driver:
             if await self._commit(self._start):
                 await self._emit(_body(keepalive))
             return
-        with anyio.move_on_after(self._policy.send_timeout) as scope:
+        with self._deadline(self._now() + self._policy.send_timeout) as scope:
             if await self._commit(self._start):
                 await self._emit(_body(keepalive))
         if scope.cancelled_caught:
@@ -492,7 +495,7 @@ class Driver:
 
     # -- the body -----------------------------------------------------------
 
-    async def _pump(self, source: AsyncIterator[Any], group: anyio.abc.TaskGroup) -> bool:
+    async def _pump(self, source: AsyncIterator[Any], group: Group) -> bool:
         # The one pump; it returns True when it got an item after the stream
         # was stopped. The first chunk is special (it commits the headers); the
         # loop after it does one encode and one send per chunk, plus a
@@ -699,7 +702,7 @@ class Driver:
             self._end(EndReason.COMPLETED)
 
     async def _pump_batched(self, source: AsyncIterator[Any],
-                            group: anyio.abc.TaskGroup) -> bool:
+                            group: Group) -> bool:
         """The loop of ``_pump`` with ``batch=True`` (``driver/batching.py``):
         ``_collect`` holds chunks while the producer answers at once; they are
         sent when it returns (``BURST`` not reached, ``HIGH_WATER`` bytes, the
