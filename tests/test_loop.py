@@ -263,3 +263,81 @@ async def test_children_run_in_a_copy_of_the_starting_context(anyio_backend: str
         async with loop.group() as group:
             group.start_soon(child)
     assert seen == ["parent"] and who.get() == "parent"
+
+
+async def test_a_deadline_waits_for_a_shield_inside_to_end(anyio_backend: str) -> None:
+    """As anyio's scope does: a shielded step (a wrapper's write that must not
+    be cut) runs to its end, and the wait after it is cut."""
+    loop = calls(anyio_backend)
+    done = []
+    with anyio.fail_after(5):
+        with loop.deadline(loop.now() + 0.01) as timer:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)  # the shielded work, past the deadline
+                done.append("shielded step")
+            await NEVER().wait()
+    assert timer.cancelled_caught and done == ["shielded step"]
+    await still_runs()
+
+
+async def test_a_child_in_a_shield_is_cancelled_once_it_leaves_it(anyio_backend: str) -> None:
+    loop = calls(anyio_backend)
+    inside, release, steps = anyio.Event(), anyio.Event(), []
+
+    async def child() -> None:
+        with anyio.CancelScope(shield=True):
+            inside.set()
+            await release.wait()
+            steps.append("shield kept")
+        try:
+            await NEVER().wait()
+        finally:
+            steps.append("cancelled after")
+
+    with anyio.fail_after(5):
+        async with loop.group() as group:
+            group.start_soon(child)
+            await inside.wait()
+            group.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await anyio.lowlevel.checkpoint()  # a turn with the cancel pending
+                release.set()
+    assert steps == ["shield kept", "cancelled after"]
+
+
+async def test_a_native_cancel_at_the_moment_of_the_deadline_is_not_swallowed(
+        anyio_backend: str) -> None:
+    """Someone else's ``task.cancel()`` (the server's, an ``asyncio.timeout``)
+    in the same turn as the deadline goes on out."""
+    if anyio_backend == "trio":
+        pytest.skip("a native asyncio cancel")
+    import asyncio
+
+    loop = calls(anyio_backend)
+    task: Any = asyncio.current_task()
+    due = loop.now() + 0.01
+    caught = None
+    with anyio.fail_after(5):
+        try:
+            with loop.deadline(due) as timer:
+                asyncio.get_running_loop().call_at(due, task.cancel)  # after ours, same turn
+                await NEVER().wait()
+        except asyncio.CancelledError:
+            caught = task.uncancel()  # ours undone already: this one is the other's
+    assert caught == 0 and not timer.cancelled_caught
+    await still_runs()
+
+
+def test_without_anyios_task_state_the_driver_uses_anyios_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seeing a shield takes anyio's private per-task state; an anyio release
+    that changed it must not make a cancel that pierces shields."""
+    import streaming.driver.loop as module
+
+    monkeypatch.setattr(module, "anyio_scope", None)
+
+    async def probe() -> tuple[str, str]:
+        found = module.loop_calls()
+        return type(found.deadline(1.0)).__name__, type(found.group()).__name__
+
+    assert anyio.run(probe, backend="asyncio") == ("CancelScope", "TaskGroup")

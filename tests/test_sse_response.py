@@ -22,7 +22,7 @@ from streaming import (
     StreamingConfigError,
     StreamRefused,
 )
-from streaming._types import ASGIApp, Receive, Scope, Send
+from streaming._types import ASGIApp, Message, Receive, Scope, Send
 from streaming.testing import StreamingClient, TestResponse
 
 
@@ -249,6 +249,113 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout() -
     assert closed.is_set()
     assert outcome.chunks_sent <= 5  # memory stayed bounded by the buffer
     assert response.status_code == 200
+
+
+class PingServer:
+    """An ASGI server double whose ``send()`` of a keep-alive does what the
+    test says: ``"wait"`` until ``release``, ``"stall"`` for ever, ``"fail"``
+    (the client left: ``OSError``) at once, ``"wait-fail"`` after a wait,
+    ``"shielded"``: a slow write (0.3 s) in a shielded scope, as a wrapper
+    that must not be cut half-way would do."""
+
+    def __init__(self, ping: str) -> None:
+        self.ping, self.release, self.pinged = ping, anyio.Event(), anyio.Event()
+        self.bodies: list[bytes] = []
+        self.ping_done = anyio.Event()
+
+    async def receive(self) -> Message:
+        await anyio.Event().wait()  # no disconnect: the driver's timers must end it
+        raise AssertionError("unreachable")
+
+    async def send(self, message: Message) -> None:
+        body = message.get("body", b"")
+        assert isinstance(body, bytes)
+        if message["type"] != "http.response.body" or not body:
+            return  # the start, the terminator
+        if not body.startswith(b":"):  # not a keep-alive
+            self.bodies.append(body)
+            return
+        if self.pinged.is_set():
+            return  # the first keep-alive is the one under test
+        self.pinged.set()
+        if self.ping == "fail":
+            raise OSError("the client left")
+        if self.ping == "shielded":
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.3)  # the write itself, longer than the send timeout
+            self.ping_done.set()
+            return
+        await (anyio.Event() if self.ping == "stall" else self.release).wait()
+        if self.ping == "wait-fail":
+            raise OSError("the client left")
+        self.ping_done.set()
+
+
+@pytest.mark.parametrize(("ping", "reason"), [("stall", EndReason.SEND_TIMEOUT),
+                                              ("fail", EndReason.CLIENT_DISCONNECTED),
+                                              ("wait-fail", EndReason.CLIENT_DISCONNECTED)])
+async def test_a_keepalive_that_cannot_be_sent_ends_the_stream(ping: str, reason: EndReason
+                                                               ) -> None:
+    async def one_then_quiet() -> AsyncIterator[object]:
+        yield "a"
+        await anyio.Event().wait()
+        yield "never"
+
+    server = PingServer(ping)
+    app = EventSourceResponse(one_then_quiet(), ping=0.01, send_timeout=0.2)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(app, {"type": "http", "method": "GET", "headers": []},
+                             server.receive, server.send)
+            await server.pinged.wait()
+            if ping == "wait-fail":
+                server.release.set()
+            outcome = await app.wait_for_outcome()
+    assert outcome.reason is reason
+    assert server.bodies == [b"data: a\n\n"]
+
+
+async def test_a_keepalive_whose_send_waits_is_finished_before_the_stream_goes_on() -> None:
+    go = anyio.Event()
+
+    async def one_then_more() -> AsyncIterator[object]:
+        yield "a"
+        await go.wait()
+        yield "b"
+
+    server = PingServer("wait")
+    app = EventSourceResponse(one_then_more(), ping=0.01, send_timeout=5)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(app, {"type": "http", "method": "GET", "headers": []},
+                             server.receive, server.send)
+            await server.pinged.wait()
+            assert not server.ping_done.is_set()
+            server.release.set()
+            await server.ping_done.wait()  # the rest of the send ran
+            go.set()
+            outcome = await app.wait_for_outcome()
+    assert outcome.reason is EndReason.COMPLETED
+    assert server.bodies[:2] == [b"data: a\n\n", b"data: b\n\n"]
+
+
+async def test_a_shield_in_the_send_wrapper_holds_off_the_send_timeout() -> None:
+    """A shielded send is not cut by the send timeout, on asyncio as on trio
+    (anyio's rule: the driver's own deadline on asyncio keeps it too); it is
+    timed once it returns, and this one did return."""
+
+    async def one_then_more(server: PingServer) -> AsyncIterator[object]:
+        yield "a"
+        await server.ping_done.wait()
+        yield "b"
+
+    server = PingServer("shielded")
+    app = EventSourceResponse(one_then_more(server), ping=0.01, send_timeout=0.1)
+    with anyio.fail_after(5):
+        await app({"type": "http", "method": "GET", "headers": []}, server.receive, server.send)
+        outcome = await app.wait_for_outcome()
+    assert outcome.reason is EndReason.COMPLETED
+    assert server.bodies[:2] == [b"data: a\n\n", b"data: b\n\n"]
 
 
 # -- Last-Event-ID -----------------------------------------------------------------

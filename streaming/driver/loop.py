@@ -23,6 +23,14 @@ offer at the driver's cost:
   2.5 KiB of every idle stream's 20 (``_AsyncioGroup``). The body stays in an
   anyio cancel scope, so ``stop()`` cancels it exactly as before.
 
+A native cancel does not see anyio's shields, and a send or receive wrapper
+may hold one (``anyio.to_thread.run_sync`` does while its thread runs): cut
+there, a wrapper could lose a message it had already taken. So neither cancels
+a task that is inside a shielded anyio scope entered since: it tries again on
+the next turn, as anyio's own delivery does. Seeing the shield takes anyio's
+private per-task state (``anyio_scope``); where that is not as expected (an
+anyio release that changed it), anyio's own deadline and group are used.
+
 On trio, and on asyncio before Python 3.11 (no ``Task.uncancel()``, so a
 cancel cannot be told apart from another), anyio's own are used.
 """
@@ -97,7 +105,7 @@ def loop_calls() -> LoopCalls:
     if loop is None:
         return LoopCalls(anyio.current_time, anyio.lowlevel.checkpoint, _anyio_deadline,
                          anyio.create_task_group)  # fmt: skip
-    if not _has_uncancel():  # Python 3.10: a cancel could not be told apart
+    if not _has_uncancel() or anyio_scope is None:  # 3.10: a cancel could not be told apart
         return LoopCalls(loop.time, _asyncio_checkpoint, _anyio_deadline, anyio.create_task_group)
     return LoopCalls(loop.time, _asyncio_checkpoint, functools.partial(_AsyncioDeadline, loop),
                      functools.partial(_AsyncioGroup, loop))  # fmt: skip
@@ -119,6 +127,41 @@ def _has_uncancel() -> bool:
     return hasattr(asyncio.Task, "uncancel")
 
 
+def _find_anyio_scope() -> Callable[[Any], Any] | None:
+    """``task -> its innermost anyio cancel scope`` (or ``None``), read from
+    anyio's asyncio backend; ``None`` if that backend does not look as this
+    module expects (the attributes ``shielded`` below reads included)."""
+    try:
+        from anyio._backends._asyncio import CancelScope, TaskState, _task_states
+    except ImportError:
+        return None
+    scope = CancelScope(shield=True)
+    if not (hasattr(scope, "_shield") and hasattr(scope, "_parent_scope")
+            and "cancel_scope" in getattr(TaskState, "__slots__", ())):
+        return None
+
+    def anyio_scope(task: Any) -> Any:
+        state = _task_states.get(task)
+        return None if state is None else state.cancel_scope
+
+    return anyio_scope
+
+
+anyio_scope = _find_anyio_scope()
+
+
+def shielded(task: Any, outer: Any) -> bool:
+    """Whether ``task`` is inside a shielded anyio scope entered after
+    ``outer`` (its innermost scope at some earlier moment; ``None``: any)."""
+    assert anyio_scope is not None  # only called where loop_calls found it
+    scope = anyio_scope(task)
+    while scope is not None and scope is not outer:
+        if scope._shield:
+            return True
+        scope = scope._parent_scope
+    return False
+
+
 class _AsyncioDeadline:
     """Cancel the task inside at ``due``, and catch that cancellation (and only
     that one) on the way out: ``asyncio.timeout_at`` without its exception, as
@@ -134,7 +177,8 @@ class _AsyncioDeadline:
     ``Task.cancelling()``: the count it had on entry is restored, and a higher
     count propagates the cancellation, as ``asyncio.timeout`` does."""
 
-    __slots__ = ("_cancels", "_due", "_fired", "_handle", "_loop", "_task", "cancelled_caught")
+    __slots__ = ("_cancels", "_due", "_fired", "_handle", "_loop", "_outer", "_task",
+                 "cancelled_caught")
 
     def __init__(self, loop: Any, due: float) -> None:
         self._loop = loop
@@ -149,13 +193,15 @@ class _AsyncioDeadline:
         self._task = asyncio.current_task(self._loop)
         assert self._task is not None, "a deadline needs a task"
         self._cancels = self._task.cancelling()
+        self._outer = anyio_scope(self._task) if anyio_scope is not None else None
         if self._due != math.inf:  # uvloop cannot schedule at infinity
             self._handle = self._loop.call_at(self._due, self._fire)
         return self
 
     def _fire(self) -> None:
         waiter = self._task._fut_waiter  # what anyio's cancel delivery looks at too
-        if waiter is not None and waiter.done():  # about to resume: not a wait to cut
+        # About to resume (not a wait to cut), or shielded: try again next turn.
+        if (waiter is not None and waiter.done()) or shielded(self._task, self._outer):
             self._handle = self._loop.call_soon(self._fire)
             return
         self._fired = True
@@ -204,8 +250,22 @@ class _AsyncioGroup:
         self._cancel_children()
 
     def _cancel_children(self) -> None:
+        # Once each (a child here is the driver's own code, which does not
+        # ignore a cancel), but not inside a shield: those are tried again.
+        shielded_ones = [task for task in self._tasks if shielded(task, None)]
         for task in self._tasks:
-            task.cancel()
+            if task not in shielded_ones:
+                task.cancel()
+        if shielded_ones:
+            self._loop.call_soon(self._cancel_shielded, shielded_ones)
+
+    def _cancel_shielded(self, tasks: list[Any]) -> None:
+        waiting = [task for task in tasks if not task.done() and shielded(task, None)]
+        for task in tasks:
+            if not task.done() and task not in waiting:
+                task.cancel()
+        if waiting:
+            self._loop.call_soon(self._cancel_shielded, waiting)
 
     def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any,
                    name: object = None) -> None:
@@ -238,7 +298,8 @@ class _AsyncioGroup:
         cancelled = await self._wait_for_children()
         if self._errors:  # as anyio's group raises them (a builtin from 3.11, where this runs)
             group_error = getattr(builtins, "BaseExceptionGroup")  # noqa: B009 (3.10 has none)
-            raise group_error("unhandled errors in a response's task group", self._errors)
+            raise group_error("unhandled errors in a response's task group",
+                              self._errors) from None  # the body's is in it: not twice
         if cancelled is not None and (exc_type is None or swallowed):
             raise cancelled  # cancelled from outside while the children finished
         return swallowed
