@@ -187,6 +187,24 @@ async def test_the_cancel_scope_cancels_the_body_and_every_child(anyio_backend: 
     await still_runs()
 
 
+async def test_a_child_started_after_the_cancel_is_cancelled_too(anyio_backend: str) -> None:
+    loop = calls(anyio_backend)
+    ended = []
+
+    async def child() -> None:
+        try:
+            await NEVER().wait()
+        finally:
+            ended.append("child")
+
+    with anyio.fail_after(5):
+        async with loop.group() as group:
+            group.cancel_scope.cancel()
+            group.start_soon(child)  # and the body leaves without another await
+    assert ended in ([], ["child"])  # anyio runs it to its first await; asyncio's never starts
+    await still_runs()
+
+
 async def test_leaving_the_group_waits_for_its_children(anyio_backend: str) -> None:
     loop = calls(anyio_backend)
     go, finished = anyio.Event(), []
