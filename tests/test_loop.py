@@ -40,6 +40,15 @@ async def still_runs() -> None:
         assert task is None or task.cancelling() == 0  # (Any: 3.10's stubs have no cancelling)
 
 
+async def waits_for_ever(started: anyio.Event, ended: list[str]) -> None:
+    """A child that says it has started, then waits until it is cancelled."""
+    try:
+        started.set()
+        await NEVER().wait()
+    finally:
+        ended.append("child")
+
+
 async def group_errors(body: Callable[[], Awaitable[None]]) -> list[BaseException]:
     """What ``body`` raised: an exception group (anyio's, or one like it), unpacked."""
     with pytest.raises(Exception) as raised:  # noqa: PT011 (the group's type is checked below)
@@ -141,18 +150,11 @@ async def test_a_failing_child_cancels_the_body_and_leaves_in_an_exception_group
 async def test_the_bodys_error_cancels_the_children_and_leaves_in_an_exception_group(
         anyio_backend: str) -> None:
     loop = calls(anyio_backend)
-    started, ended = anyio.Event(), []
-
-    async def child() -> None:
-        try:
-            started.set()
-            await NEVER().wait()
-        finally:
-            ended.append("child")
+    started, ended = anyio.Event(), list[str]()
 
     async def body() -> None:
         async with loop.group() as group:
-            group.start_soon(child)
+            group.start_soon(waits_for_ever, started, ended)
             await started.wait()
             raise LookupError("body")
 
@@ -164,18 +166,11 @@ async def test_the_bodys_error_cancels_the_children_and_leaves_in_an_exception_g
 
 async def test_the_cancel_scope_cancels_the_body_and_every_child(anyio_backend: str) -> None:
     loop = calls(anyio_backend)
-    started, ended = anyio.Event(), []
-
-    async def child() -> None:
-        try:
-            started.set()
-            await NEVER().wait()
-        finally:
-            ended.append("child")
+    started, ended = anyio.Event(), list[str]()
 
     with anyio.fail_after(5):
         async with loop.group() as group:
-            group.start_soon(child)
+            group.start_soon(waits_for_ever, started, ended)
             await started.wait()
             group.cancel_scope.cancel()
             with anyio.CancelScope(shield=True), anyio.fail_after(5):  # the children end
@@ -189,19 +184,14 @@ async def test_the_cancel_scope_cancels_the_body_and_every_child(anyio_backend: 
 
 async def test_a_child_started_after_the_cancel_is_cancelled_too(anyio_backend: str) -> None:
     loop = calls(anyio_backend)
-    ended = []
-
-    async def child() -> None:
-        try:
-            await NEVER().wait()
-        finally:
-            ended.append("child")
+    started, ended = anyio.Event(), list[str]()
 
     with anyio.fail_after(5):
         async with loop.group() as group:
             group.cancel_scope.cancel()
-            group.start_soon(child)  # and the body leaves without another await
+            group.start_soon(waits_for_ever, started, ended)  # then the body ends, no await
     assert ended in ([], ["child"])  # anyio runs it to its first await; asyncio's never starts
+    assert started.is_set() is (ended == ["child"])
     await still_runs()
 
 
@@ -221,49 +211,22 @@ async def test_leaving_the_group_waits_for_its_children(anyio_backend: str) -> N
         assert finished == ["child"]
 
 
+@pytest.mark.parametrize("body_waits", [True, False], ids=["body waits", "body done"])
 async def test_a_cancel_from_outside_reaches_the_children_and_goes_on_out(
-        anyio_backend: str) -> None:
-    loop = calls(anyio_backend)
-    started, ended = anyio.Event(), []
-
-    async def child() -> None:
-        try:
-            started.set()
-            await NEVER().wait()
-        finally:
-            ended.append("child")
-
-    with anyio.fail_after(5), anyio.CancelScope() as outer:
-        async with loop.group() as group:
-            group.start_soon(child)
-            await started.wait()
-            outer.cancel()
-            await NEVER().wait()
-        ended.append("after the group")  # not reached: the cancel goes on out
-    assert outer.cancelled_caught and ended == ["child"]
-    await still_runs()
-
-
-async def test_a_cancel_while_the_group_waits_for_its_children_goes_on_out(
-        anyio_backend: str) -> None:
-    """The body is done, a child still runs, and the task is cancelled: the
+        anyio_backend: str, body_waits: bool) -> None:
+    """Whether the body is still waiting or done while a child runs: the
     child is cancelled in turn, waited for, and the cancel goes on out."""
     loop = calls(anyio_backend)
-    started, ended = anyio.Event(), []
-
-    async def child() -> None:
-        try:
-            started.set()
-            await NEVER().wait()
-        finally:
-            ended.append("child")
+    started, ended = anyio.Event(), list[str]()
 
     with anyio.fail_after(5), anyio.CancelScope() as outer:
         async with loop.group() as group:
-            group.start_soon(child)
+            group.start_soon(waits_for_ever, started, ended)
             await started.wait()
-            outer.cancel()  # and no await after it: the body ends normally
-        ended.append("after the group")  # not reached
+            outer.cancel()
+            if body_waits:
+                await NEVER().wait()
+        ended.append("after the group")  # not reached: the cancel goes on out
     assert outer.cancelled_caught and ended == ["child"]
     await still_runs()
 
