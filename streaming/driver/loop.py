@@ -233,7 +233,7 @@ class _AsyncioGroup:
     here is the driver's own code, which does not ignore a cancel), and any
     child started after it, as a child started in a cancelled anyio scope is."""
 
-    __slots__ = ("_all_done", "_body", "_cancelled", "_errors", "_loop", "_tasks")
+    __slots__ = ("_all_done", "_body", "_errors", "_loop", "_tasks")
 
     def __init__(self, loop: Any) -> None:
         self._loop = loop
@@ -241,14 +241,12 @@ class _AsyncioGroup:
         self._tasks: set[Any] = set()
         self._errors: list[BaseException] = []
         self._all_done: Any = None
-        self._cancelled = False
 
     @property
     def cancel_scope(self) -> _AsyncioGroup:
         return self  # cancel() is the group's own: the body and the children
 
     def cancel(self) -> None:
-        self._cancelled = True
         self._body.cancel()
         self._cancel_children()
 
@@ -275,7 +273,7 @@ class _AsyncioGroup:
         task = self._loop.create_task(func(*args))
         self._tasks.add(task)
         task.add_done_callback(self._child_done)
-        if self._cancelled:  # a new task holds no shield: cancelled before its first step
+        if self._body.cancel_called:  # a new task holds no shield: cancelled before its first step
             task.cancel()
 
     def _child_done(self, task: Any) -> None:
